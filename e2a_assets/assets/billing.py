@@ -1,0 +1,303 @@
+"""Billing group: billable orders, the invoice ledger, adjustments, monthly statements, daily report.
+
+Lineage: orders -> completed_orders -> billable_orders -> invoice_adjustments -> invoices [checks]
+-> billing_report; invoices -> monthly_statements (monthly). Adjustments correct invoices issued
+by *earlier* runs, so they are recorded before this run issues new invoices; the blocking checks
+on `invoices` then verify the whole picture (issued + applied adjustments == recomputed) and stop
+the report when the ledger is wrong. See docs/billing.md.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from e2a_assets.assets.common import number, preview, table_metadata, window_metadata
+from e2a_assets.billing_documents import document_path, lines_for, write_invoice_documents
+from e2a_assets.domain.billing import build_billable_orders, price_orders
+from e2a_assets.domain.statements import (
+    APPLIED_FLAGGED,
+    AUTO_APPLIED,
+    PENDING_REVIEW,
+    build_billing_report,
+    build_monthly_statements,
+    compute_adjustments,
+)
+from e2a_assets.partitions import daily_partitions, monthly_partitions, partition_days
+from e2a_assets.resources import ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
+from e2a_assets.warehouse import ledger, schema
+from e2a_assets.warehouse.frames import read_days, read_table, replace_partition
+
+COMMON = dict(
+    group_name="billing",
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"sql", "pandas"},
+    owners=["team:finance"],
+)
+MONEY_COLUMNS = ["operations_cents", "storage_cents", "services_cents", "returns_cents", "subtotal_cents",
+                 "minimum_top_up_cents", "multiplier_cents", "amount_cents"]  # fmt: skip
+ORDER_COLUMNS = ["tenant", "order_id", "order_name", "cohort_day", "status", "created_at", "picked_at", "shipped_at",
+                 "delivered_at", "cancelled_at", "returned_at", "flags"]  # fmt: skip
+
+
+def completed_orders_frame(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Orders that reached a billable state: shipped, delivered, or cancelled after a pick
+    (`picked_at <= cancelled_at`), with the completion time (shipped, else delivered, else
+    cancelled) - the same rule as `build_billable_orders`."""
+    columns = [c.name for c in ledger.completed_orders.columns]
+    if orders.empty:
+        return pd.DataFrame(columns=columns)
+    shipped, delivered, cancelled, picked = (pd.to_datetime(orders[c], utc=True) for c in
+                                             ("shipped_at", "delivered_at", "cancelled_at", "picked_at"))  # fmt: skip
+    cancelled_before_pick = cancelled.notna() & ~(picked.notna() & (picked <= cancelled))
+    done = ~cancelled_before_pick & (shipped.notna() | delivered.notna() | cancelled.notna())
+    frame = orders[done.to_numpy()].copy()
+    frame["completed_at"] = shipped.fillna(delivered).fillna(cancelled)[done]
+    frame["completion"] = np.select([shipped[done].notna(), delivered[done].notna()], ["shipped", "delivered"], "cancelled")
+    frame["as_of"] = as_of
+    return frame[columns].reset_index(drop=True)
+
+
+@dg.asset(
+    deps=["orders"],
+    metadata=table_metadata(ledger.completed_orders),
+    **{**COMMON, "group_name": "orders", "owners": ["team:ops"]},
+)
+def completed_orders(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
+) -> dg.MaterializeResult:
+    """Orders of the cohort day that are done from the warehouse's point of view - shipped,
+    delivered, or cancelled after picking - with their completion time: what billing starts from."""
+    first, last = partition_days(context)
+    as_of = clock.as_of_for(context)
+    engine = warehouse.get_engine()
+    frame = completed_orders_frame(read_days(engine, schema.orders, "cohort_day", first, last), as_of)
+    replace_partition(engine, ledger.completed_orders, frame, "cohort_day", first, last)
+    kinds = frame["completion"].value_counts()
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(first, last, as_of),
+            "dagster/row_count": number(len(frame)),
+            **{f"completed_{k}": number(int(kinds.get(k, 0))) for k in ("shipped", "delivered", "cancelled")},
+            "preview": preview(frame, ["tenant", "order_id", "status", "completion", "completed_at"]),
+        }
+    )
+
+
+def recompute_billable(engine, first: dt.date, last: dt.date, as_of: pd.Timestamp, registry, orders_table=None):  # noqa: ANN001
+    """Billable/held orders of cohort days [first, last] priced from the source events as of
+    `as_of` (events known by then, the orders, their exceptions): (billable, totals, lines)."""
+    events = read_days(engine, schema.webhook_events, "cohort_day", first, last)
+    events = events[events["occurred_at"] <= as_of]
+    orders = read_days(engine, orders_table if orders_table is not None else schema.orders, "cohort_day", first, last)
+    exceptions = read_days(engine, schema.exceptions, "cohort_day", first, last)
+    billable = build_billable_orders(events, orders, exceptions, registry)
+    totals, lines = price_orders(billable, registry)
+    return billable, totals, lines
+
+
+@dg.asset(deps=["completed_orders", "exceptions", "webhook_events"], metadata=table_metadata(ledger.billable_orders), **COMMON)
+def billable_orders(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    tenant_registry: TenantRegistryResource,
+    clock: ClockResource,
+) -> dg.MaterializeResult:
+    """Every completed order of the cohort day with its billable operations and price as of the
+    run; orders with an open blocking exception are kept as held (priced, not invoiced)."""
+    first, last = partition_days(context)
+    as_of = clock.as_of_for(context)
+    engine = warehouse.get_engine()
+    billable, totals, _ = recompute_billable(engine, first, last, as_of, tenant_registry.get_registry(),
+                                             orders_table=ledger.completed_orders)  # fmt: skip
+    frame = billable.merge(totals[["tenant", "order_id", *MONEY_COLUMNS]], how="left", on=["tenant", "order_id"])
+    frame["as_of"] = as_of
+    replace_partition(engine, ledger.billable_orders, frame, "cohort_day", first, last)
+    held = frame[frame["held"]] if len(frame) else frame
+    ready = frame[frame["billable"]] if len(frame) else frame
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(first, last, as_of),
+            "dagster/row_count": number(len(frame)),
+            "billable_orders": number(len(ready)),
+            "held_orders": number(len(held)),
+            "billable_cents": number(int(ready["amount_cents"].sum()) if len(ready) else 0),
+            "held_cents": number(int(held["amount_cents"].sum()) if len(held) else 0),
+            "preview": preview(frame, ["tenant", "order_id", "invoice_date", "billable", "hold_reasons", "amount_cents"]),
+        }
+    )
+
+
+@dg.asset(deps=["billable_orders"], metadata=table_metadata(ledger.invoice_adjustments), **COMMON)
+def invoice_adjustments(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    tenant_registry: TenantRegistryResource,
+    clock: ClockResource,
+) -> dg.MaterializeResult:
+    """RECALCULATION credits/debits for invoices of the cohort days whose recomputed amount moved
+    since issue (late returns, extra picks): auto-applied, applied and flagged, or pending review.
+    Idempotent; a run evaluated before an invoice or adjustment was written leaves it alone."""
+    first, last = partition_days(context)
+    as_of = clock.as_of_for(context)
+    engine = warehouse.get_engine()
+    recomputed = read_days(engine, ledger.billable_orders, "cohort_day", first, last)
+    issued = ledger.read_invoices(engine, first=first, last=last)
+    existing = ledger.read_adjustments_for(engine, issued)
+    # A run evaluated "in the past" (a backfill with an older as_of) must not correct later entries.
+    later = set(issued.loc[issued["issued_at"] > as_of, "invoice_number"])
+    later |= set(existing.loc[existing["created_at"] > as_of, "invoice_number"])
+    # A damaged invoice (amount != its lines) is never "corrected": the amount check reports it.
+    damaged = set(ledger.inconsistent_invoices(engine, issued)["invoice_number"])
+    candidates = issued[~issued["invoice_number"].isin(later | damaged)]
+    new = compute_adjustments(candidates, recomputed, existing, tenant_registry.get_registry(), as_of)
+    written = ledger.record_adjustments(engine, new, issued[["tenant", "invoice_number", "cohort_day"]], context.run_id)
+    status = new["status"].value_counts() if len(new) else pd.Series(dtype=int)
+    applied = new[new["applied"].astype(bool)] if len(new) else new
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(first, last, as_of),
+            "dagster/row_count": number(written),
+            "adjustments_created": number(written),
+            "adjustments_cents": number(int(applied["delta_cents"].sum()) if len(applied) else 0),
+            "auto_applied": number(int(status.get(AUTO_APPLIED, 0))),
+            "applied_flagged": number(int(status.get(APPLIED_FLAGGED, 0))),
+            "pending_review": number(int(status.get(PENDING_REVIEW, 0))),
+            "pending_review_cents": number(int(new.loc[new["status"] == PENDING_REVIEW, "delta_cents"].sum()) if len(new) else 0),
+            "superseded": number(int(new["supersedes"].str.len().gt(0).sum()) if len(new) else 0),
+            "skipped_evaluated_before_ledger": number(len(later)),
+            "skipped_damaged_invoices": number(len(damaged)),
+            "preview": preview(new, ["adjustment_id", "tenant", "order_id", "delta_cents", "kind", "status", "supersedes"]),
+        }
+    )
+
+
+@dg.asset(deps=["billable_orders", "invoice_adjustments"], metadata=table_metadata(ledger.invoices), **COMMON)
+def invoices(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    tenant_registry: TenantRegistryResource,
+    clock: ClockResource,
+    invoice_documents: InvoiceDocumentsResource,
+) -> dg.MaterializeResult:
+    """The invoice ledger: one immutable, numbered invoice per billable, not-held order of the
+    cohort days that has none yet, with its lines and a printable document. Never rewrites."""
+    first, last = partition_days(context)
+    as_of = clock.as_of_for(context)
+    engine = warehouse.get_engine()
+    registry = tenant_registry.get_registry()
+    stored = read_days(engine, ledger.billable_orders, "cohort_day", first, last)
+    ready = stored[stored["billable"] & (stored["billable_at"] <= as_of)]
+    totals, lines = price_orders(ready.drop(columns=[*MONEY_COLUMNS, "as_of"]), registry)
+    candidates = totals.merge(ready[["tenant", "order_id", "billable_basis"]], on=["tenant", "order_id"])
+    issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, context.run_id, as_of)
+    documents = write_invoice_documents(invoice_documents.invoice_dir, issued, issued_lines, registry)
+    book = ledger.read_invoices(engine, first=first, last=last)
+    # Documents lost or never written (e.g. a crash after the ledger commit) are rendered again
+    # from the ledger rows; existing files are never touched.
+    missing = book[[not document_path(invoice_documents.invoice_dir, t, d, n).exists()
+                    for t, d, n in zip(book["tenant"], book["invoice_date"], book["invoice_number"])]]  # fmt: skip
+    if len(missing):
+        documents += write_invoice_documents(invoice_documents.invoice_dir, missing,
+                                             lines_for(engine, list(missing["invoice_number"])), registry)  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(first, last, as_of),
+            "dagster/row_count": number(len(book)),
+            "issued_now": number(len(issued)),
+            "invoiced_cents": number(int(issued["amount_cents"].sum()) if len(issued) else 0),
+            "invoices_total": number(len(book)),
+            "ledger_cents": number(int(book["amount_cents"].sum()) if len(book) else 0),
+            "held_orders": number(int(stored["held"].sum()) if len(stored) else 0),
+            "documents_written": number(len(documents)),
+            "preview": preview(issued, ["invoice_number", "tenant", "order_id", "invoice_date", "due_date", "amount_cents", "currency"]),
+        }
+    )
+
+
+@dg.asset(deps=["invoices", "invoice_adjustments", "billable_orders"], metadata=table_metadata(ledger.billing_report), **COMMON)
+def billing_report(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
+) -> dg.MaterializeResult:
+    """Per tenant and day: invoices issued and amount, held backlog with reasons, adjustments by
+    status and revenue impact, open/overdue/paid breakdown and the overdue amount."""
+    first, last = partition_days(context)
+    as_of = clock.as_of_for(context)
+    engine = warehouse.get_engine()
+    book = read_table(engine, ledger.invoices, [ledger.invoices.c.invoice_date <= last])
+    held = read_table(engine, ledger.billable_orders, [ledger.billable_orders.c.held.is_(True),
+                                                       ledger.billable_orders.c.invoice_date <= last])  # fmt: skip
+    adjustments = read_table(engine, ledger.invoice_adjustments)
+    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    parts = [build_billing_report(book, held, adjustments, as_of, day) for day in days]
+    frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
+    replace_partition(engine, ledger.billing_report, frame, "day", first, last)
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(first, last, as_of),
+            "dagster/row_count": number(len(frame)),
+            "invoices_issued": number(int(frame["invoices_issued"].sum()) if len(frame) else 0),
+            "invoiced_cents": number(int(frame["invoiced_cents"].sum()) if len(frame) else 0),
+            "revenue_impact_cents": number(int(frame["revenue_impact_cents"].sum()) if len(frame) else 0),
+            "pending_review_cents": number(int(frame["pending_review_cents"].sum()) if len(frame) else 0),
+            "overdue_cents": number(int(frame[frame["day"] == last]["overdue_cents"].sum()) if len(frame) else 0),
+            "preview": preview(frame, ["tenant", "day", "invoices_issued", "invoiced_cents", "held_orders", "hold_reasons",
+                                       "revenue_impact_cents", "status_breakdown"]),
+        }
+    )
+
+
+def _months(first: dt.date, last: dt.date) -> list[dt.date]:
+    months, month = [], first.replace(day=1)
+    while month <= last:
+        months.append(month)
+        month = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return months
+
+
+@dg.asset(
+    deps=[
+        dg.AssetDep("invoices", partition_mapping=dg.TimeWindowPartitionMapping()),
+        dg.AssetDep("invoice_adjustments", partition_mapping=dg.TimeWindowPartitionMapping()),
+    ],
+    metadata=table_metadata(ledger.monthly_statements),
+    group_name="billing",
+    partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"sql", "pandas"},
+    owners=["team:finance"],
+)
+def monthly_statements(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    tenant_registry: TenantRegistryResource,
+    clock: ClockResource,
+) -> dg.MaterializeResult:
+    """One statement per tenant and calendar month: invoiced orders, gross, volume discount,
+    minimum monthly fee top-up, applied adjustments, net due, and what is overdue at as_of."""
+    first, last = partition_days(context)
+    as_of = clock.as_of_for(context)
+    engine = warehouse.get_engine()
+    registry = tenant_registry.get_registry()
+    book = read_table(engine, ledger.invoices)  # overdue looks at every month
+    adjustments = read_table(engine, ledger.invoice_adjustments)
+    parts = [build_monthly_statements(book, adjustments, registry, month, as_of) for month in _months(first, last)]
+    frame = pd.concat(parts, ignore_index=True)
+    replace_partition(engine, ledger.monthly_statements, frame, "month_start", first, last)
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(first, last, as_of),
+            "dagster/row_count": number(len(frame)),
+            "invoiced_orders": number(int(frame["invoiced_orders"].sum())),
+            "gross_cents": number(int(frame["gross_cents"].sum())),
+            "discount_cents": number(int(frame["discount_cents"].sum())),
+            "minimum_top_up_cents": number(int(frame["minimum_top_up_cents"].sum())),
+            "adjustments_cents": number(int(frame["adjustments_cents"].sum())),
+            "net_due_cents": number(int(frame["net_due_cents"].sum())),
+            "overdue_cents": number(int(frame["overdue_cents"].sum())),
+            "preview": preview(frame, ["tenant", "month", "invoiced_orders", "gross_cents", "discount_cents",
+                                       "minimum_top_up_cents", "adjustments_cents", "net_due_cents", "overdue_cents"]),
+        }
+    )

@@ -1,0 +1,193 @@
+"""Exceptions group: one tracked exception per problem, its priority, its action, and patterns."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from e2a_assets.assets.common import number, preview, table_metadata, window_metadata
+from e2a_assets.domain.exception_patterns import build_insights, build_patterns, insights_markdown
+from e2a_assets.domain.exceptions import automation_success, build_exceptions, plan_actions, prioritize
+from e2a_assets.partitions import daily_partitions, partition_days
+from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
+from e2a_assets.warehouse import schema
+from e2a_assets.warehouse.frames import read_days, read_table, replace_partition
+from e2a_assets.warehouse.outbox import sync_actions
+
+COMMON = dict(
+    group_name="exceptions",
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"sql", "pandas"},
+    owners=["team:ops"],
+    # Exception management runs every 4 hours; a missed run warns, two fail.
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=9), warn_window=dt.timedelta(hours=5)),
+)
+CATEGORIES = ("critical_urgent", "high_impact", "sla_risk", "standard")
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
+# Patterns look at 7 days and compare with the 7 before them.
+PATTERN_LOOKBACK_DAYS = 13
+
+
+@dg.asset(deps=["webhook_events", "orders", "order_sla"], metadata=table_metadata(schema.exceptions), **COMMON)
+def exceptions(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    tenant_registry: TenantRegistryResource,
+    clock: ClockResource,
+) -> dg.MaterializeResult:
+    """One exception per (tenant, order, reason code) for the cohort day's orders: SLA breaches,
+    payload problems, carrier failures and reported issues, with their lifecycle as of the run."""
+    first, last = partition_days(context)
+    as_of = clock.as_of_for(context)
+    engine = warehouse.get_engine()
+    events = read_days(engine, schema.webhook_events, "cohort_day", first, last)
+    orders_frame = read_days(engine, schema.orders, "cohort_day", first, last)
+    sla_frame = read_days(engine, schema.order_sla, "cohort_day", first, last)
+    frame = build_exceptions(events, orders_frame, sla_frame, as_of, tenant_registry.policy_frame())
+    replace_partition(engine, schema.exceptions, frame, "cohort_day", first, last)
+    is_open = frame["status"] == "OPEN"
+    by_code = frame.groupby("reason_code").size()
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(first, last, as_of),
+            "dagster/row_count": number(len(frame)),
+            "exceptions": number(len(frame)),
+            "open": number(int(is_open.sum())),
+            "resolved": number(int((~is_open).sum())),
+            "holding_billing": number(int(frame["holds_billing"].sum())),
+            **{f"open_{s.lower()}": number(int((is_open & (frame["severity"] == s)).sum())) for s in SEVERITIES},
+            "by_reason_code": dg.MetadataValue.json({k: int(v) for k, v in by_code.items()}),
+            "preview": preview(frame[is_open], ["tenant", "order_id", "reason_code", "severity", "opened_at"]),
+        }
+    )
+
+
+@dg.asset(deps=["exceptions"], metadata=table_metadata(schema.exception_priorities), **COMMON)
+def exception_priorities(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    tenant_registry: TenantRegistryResource,
+    clock: ClockResource,
+) -> dg.MaterializeResult:
+    """Every exception open at the evaluation time, scored (severity + age + SLA risk) and
+    categorised, best first: the work queue of the exception desk."""
+    first, last = partition_days(context)
+    as_of = clock.as_of_for(context)
+    engine = warehouse.get_engine()
+    frame = prioritize(read_days(engine, schema.exceptions, "cohort_day", first, last), as_of,
+                       tenant_registry.policy_frame())
+    replace_partition(engine, schema.exception_priorities, frame, "cohort_day", first, last)
+    counts = frame["category"].value_counts()
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(first, last, as_of),
+            "dagster/row_count": number(len(frame)),
+            **{c: number(int(counts.get(c, 0))) for c in CATEGORIES},
+            "max_score": number(float(frame["score"].max()) if len(frame) else 0.0),
+            "preview": preview(frame, ["rank", "tenant", "order_id", "reason_code", "severity", "age_hours", "score", "category"]),
+        }
+    )
+
+
+@dg.asset(deps=["exceptions"], metadata=table_metadata(schema.exception_actions), **COMMON)
+def exception_actions(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    clock: ClockResource,
+) -> dg.MaterializeResult:
+    """The automated-resolution outbox: one action per open exception (infer_scan,
+    request_address_fix, retry_payment, carrier_escalation, manual_review), requested once, with
+    its outcome once the exception resolves."""
+    first, last = partition_days(context)
+    as_of = clock.as_of_for(context)
+    engine = warehouse.get_engine()
+    planned = plan_actions(read_days(engine, schema.exceptions, "cohort_day", first, last))
+    changes = sync_actions(engine, planned, first, last, as_of)
+    outbox = read_days(engine, schema.exception_actions, "cohort_day", first, last)
+    success = automation_success(outbox)
+    automatable = int(success["automatable"].sum()) if len(success) else 0
+    resolved = int(success["resolved"].sum()) if len(success) else 0
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(first, last, as_of),
+            "dagster/row_count": number(len(outbox)),
+            "requested_now": number(changes["requested"]),
+            "succeeded_now": number(changes["succeeded"]),
+            "pending": number(int((outbox["outcome"] == "pending").sum())),
+            "automation_success_rate": number(resolved / automatable if automatable else 1.0),
+            "automation_by_code": preview(success, rows=50),
+        }
+    )
+
+
+def _pattern_windows(engine, first: dt.date, last: dt.date) -> tuple[pd.DataFrame, list[dt.date]]:  # noqa: ANN001
+    """Exceptions opened in the lookback of every day of the range (by opened_at, any cohort)."""
+    lo = dt.datetime.combine(first - dt.timedelta(days=PATTERN_LOOKBACK_DAYS), dt.time(), tzinfo=dt.timezone.utc)
+    hi = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    opened = schema.exceptions.c.opened_at
+    frame = read_table(engine, schema.exceptions, [opened >= lo, opened < hi])
+    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    return frame, days
+
+
+@dg.asset(
+    deps=[
+        dg.AssetDep(
+            "exceptions",
+            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-PATTERN_LOOKBACK_DAYS, end_offset=0),
+        )
+    ],
+    metadata=table_metadata(schema.exception_patterns),
+    **COMMON,
+)
+def exception_patterns(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Rolling 7-day exception patterns ending at the day: per reason code, severity, hour and
+    weekday, the top 5 codes, week-over-week change and emerging codes."""
+    first, last = partition_days(context)
+    engine = warehouse.get_engine()
+    window, days = _pattern_windows(engine, first, last)
+    parts = [build_patterns(window, day) for day in days]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    replace_partition(engine, schema.exception_patterns, frame, "day", first, last)
+    codes = frame[frame["dimension"] == "reason_code"] if len(frame) else frame
+    latest = codes[codes["day"] == last] if len(codes) else codes
+    return dg.MaterializeResult(
+        metadata={
+            "first_day": dg.MetadataValue.text(first.isoformat()),
+            "last_day": dg.MetadataValue.text(last.isoformat()),
+            "dagster/row_count": number(len(frame)),
+            "exceptions_7d": number(int(latest["count"].sum()) if len(latest) else 0),
+            "emerging_codes": number(int(latest["emerging"].sum()) if len(latest) else 0),
+            "top_codes": preview(latest.sort_values("top_rank") if len(latest) else latest,
+                                 ["tenant", "key", "count", "previous_count", "wow_change", "emerging"]),
+        }
+    )
+
+
+@dg.asset(deps=["exception_patterns", "exceptions"], metadata=table_metadata(schema.exception_insights), **COMMON)
+def exception_insights(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Findings and recommendations per tenant from the 7-day patterns: most common code, peak
+    hour and weekday, emerging codes, prevention opportunities, resolution-rate warnings."""
+    first, last = partition_days(context)
+    engine = warehouse.get_engine()
+    patterns = read_days(engine, schema.exception_patterns, "day", first, last)
+    window, days = _pattern_windows(engine, first, last)
+    parts = []
+    for day in days:
+        lo = pd.Timestamp(day - dt.timedelta(days=6), tz="UTC")
+        hi = pd.Timestamp(day + dt.timedelta(days=1), tz="UTC")
+        in_window = window[(window["opened_at"] >= lo) & (window["opened_at"] < hi)]
+        parts.append(build_insights(patterns[patterns["day"] == day], in_window))
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    replace_partition(engine, schema.exception_insights, frame, "day", first, last)
+    latest = frame[frame["day"] == last] if len(frame) else frame
+    return dg.MaterializeResult(
+        metadata={
+            "first_day": dg.MetadataValue.text(first.isoformat()),
+            "last_day": dg.MetadataValue.text(last.isoformat()),
+            "dagster/row_count": number(len(frame)),
+            "recommendations": number(int((latest["kind"] == "recommendation").sum()) if len(latest) else 0),
+            "report": dg.MetadataValue.md(insights_markdown(latest) if len(latest) else "_no exceptions in the window_"),
+        }
+    )

@@ -1,0 +1,179 @@
+"""Invoice documents and exports: a printable HTML file per issued invoice, a CSV per tenant-month.
+
+Documents are rendered from the ledger rows (never recomputed), so a document always shows what
+was issued. They are self-contained HTML (inline CSS, no scripts, no external resources) that
+print cleanly to A4/Letter from any browser.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from e2a_assets.domain.billing import APPLIED_STATUSES
+from e2a_assets.domain.policies import TenantRegistry
+from e2a_assets.domain.statements import PENDING_REVIEW
+from e2a_assets.warehouse.frames import read_table
+from e2a_assets.warehouse.ledger import invoice_adjustments, invoice_lines, read_invoices
+
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$", "JPY": "¥", "CHF": "CHF "}
+MONTH_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+CSV_COLUMNS = [
+    "invoice_number", "tenant", "order_id", "invoice_date", "due_date", "payment_terms_days", "currency",
+    "amount_cents", "applied_adjustments_cents", "pending_review_cents", "total_due_cents", "amount",
+    "total_due", "billable_basis", "issued_at", "paid_at",
+]  # fmt: skip
+
+
+def format_money(cents: int, currency: str) -> str:
+    """`123456, "USD"` -> `$1,234.56`; unknown currencies as `1,234.56 XYZ`; credits with a minus."""
+    cents = int(cents)
+    sign = "-" if cents < 0 else ""
+    whole, frac = divmod(abs(cents), 100)
+    number = f"{whole:,}.{frac:02d}"
+    symbol = SYMBOLS.get(str(currency).upper())
+    return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency}"
+
+
+def parse_month(value: str) -> str:
+    """`2025-08` -> `202508`; ValueError for anything else."""
+    match = MONTH_PATTERN.match(value or "")
+    if not match:
+        raise ValueError(f"expected YYYY-MM, got {value!r}")
+    return match.group(1) + match.group(2)
+
+
+def document_path(invoice_dir: str | Path, tenant: str, invoice_date, invoice_number: str) -> Path:  # noqa: ANN001
+    """`<invoice_dir>/<tenant>/<YYYY-MM>/<invoice_number>.html`."""
+    month = pd.Timestamp(invoice_date).strftime("%Y-%m")
+    return Path(invoice_dir) / tenant / month / f"{invoice_number}.html"
+
+
+_CSS = """
+body{font-family:Helvetica,Arial,sans-serif;color:#222;margin:2.5em auto;max-width:46em;font-size:14px}
+h1{font-size:26px;margin:0 0 .2em}header{display:flex;justify-content:space-between;align-items:flex-start}
+.meta td{padding:2px 10px 2px 0}.muted{color:#666}
+table.lines{width:100%;border-collapse:collapse;margin-top:2em}
+table.lines th{text-align:left;border-bottom:2px solid #222;padding:6px 4px}
+table.lines td{border-bottom:1px solid #ddd;padding:6px 4px}
+.num{text-align:right;white-space:nowrap}tfoot td{font-weight:bold;border-top:2px solid #222;border-bottom:none}
+footer{margin-top:3em;font-size:12px;color:#555}
+@media print{body{margin:0}}
+"""
+
+
+def render_invoice_html(invoice: dict, lines: pd.DataFrame, display_name: str) -> str:
+    """One invoice as a self-contained, printable HTML page (ledger values only)."""
+    e = html.escape
+    cur = invoice["currency"]
+    rows = "\n".join(
+        f"<tr><td>{int(r.line_no)}</td><td>{e(str(r.description))}</td><td class=num>{int(r.quantity)}</td>"
+        f"<td class=num>{e(format_money(r.unit_cents, cur))}</td><td class=num>{e(format_money(r.amount_cents, cur))}</td></tr>"
+        for r in lines.sort_values("line_no").itertuples(index=False)
+    )
+    total = format_money(invoice["amount_cents"], cur)
+    terms = int(invoice["payment_terms_days"])
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Invoice {e(invoice["invoice_number"])}</title>
+<style>{_CSS}</style></head>
+<body>
+<header>
+  <div><h1>Invoice</h1><div class=muted>Fulfilment services</div></div>
+  <div style="text-align:right"><strong>{e(display_name)}</strong><br><span class=muted>tenant {e(invoice["tenant"])}</span></div>
+</header>
+<table class=meta style="margin-top:1.5em">
+  <tr><td class=muted>Invoice number</td><td><strong>{e(invoice["invoice_number"])}</strong></td></tr>
+  <tr><td class=muted>Invoice date</td><td>{e(str(invoice["invoice_date"]))}</td></tr>
+  <tr><td class=muted>Due date</td><td>{e(str(invoice["due_date"]))}</td></tr>
+  <tr><td class=muted>Order</td><td>{e(str(invoice["order_id"]))} ({e(str(invoice["billable_basis"]))})</td></tr>
+  <tr><td class=muted>Currency</td><td>{e(cur)}</td></tr>
+</table>
+<table class=lines>
+  <thead><tr><th>#</th><th>Description</th><th class=num>Qty</th><th class=num>Unit</th><th class=num>Amount</th></tr></thead>
+  <tbody>
+{rows}
+  </tbody>
+  <tfoot><tr><td></td><td>Total due</td><td></td><td></td><td class=num>{e(total)}</td></tr></tfoot>
+</table>
+<footer>
+  <p>Payment terms: {terms} days net. Please pay {e(total)} by {e(str(invoice["due_date"]))},
+  quoting invoice number {e(invoice["invoice_number"])}.</p>
+  <p>This invoice is final. Corrections after issue are made by separate adjustment notes.</p>
+</footer>
+</body></html>
+"""
+
+
+def write_invoice_documents(
+    invoice_dir: str | Path, issued: pd.DataFrame, lines: pd.DataFrame, registry: TenantRegistry | None
+) -> list[Path]:
+    """Write one HTML document per issued invoice; existing documents are left as they are."""
+    written = []
+    if issued is None or issued.empty:
+        return written
+    by_number = {number: group for number, group in lines.groupby("invoice_number")} if len(lines) else {}
+    for invoice in issued.to_dict("records"):
+        path = document_path(invoice_dir, invoice["tenant"], invoice["invoice_date"], invoice["invoice_number"])
+        if path.exists():  # issued documents are immutable like the ledger
+            continue
+        policy = registry.get(invoice["tenant"]) if registry is not None else None
+        display_name = (policy.display_name if policy and policy.display_name else invoice["tenant"])
+        text = render_invoice_html(invoice, by_number.get(invoice["invoice_number"], lines.iloc[0:0]), display_name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".html.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+        written.append(path)
+    return written
+
+
+def month_invoices(engine: Engine, tenant: str, month: str) -> pd.DataFrame:
+    """The tenant's invoices of `month` (YYYY-MM) with their applied and pending adjustments."""
+    inv = read_invoices(engine, tenant=tenant, month=parse_month(month))
+    adj = read_table(engine, invoice_adjustments, [invoice_adjustments.c.tenant == tenant])
+    adj = adj[adj["invoice_number"].isin(inv["invoice_number"])]
+    applied = adj[adj["status"].isin(APPLIED_STATUSES)].groupby("invoice_number")["delta_cents"].sum()
+    pending = adj[adj["status"] == PENDING_REVIEW].groupby("invoice_number")["delta_cents"].sum()
+    inv["applied_adjustments_cents"] = inv["invoice_number"].map(applied).fillna(0).astype("int64")
+    inv["pending_review_cents"] = inv["invoice_number"].map(pending).fillna(0).astype("int64")
+    inv["total_due_cents"] = inv["amount_cents"].astype("int64") + inv["applied_adjustments_cents"]
+    return inv
+
+
+def _decimal(cents: Iterable[int]) -> list[str]:
+    return [f"{'-' if c < 0 else ''}{abs(int(c)) // 100}.{abs(int(c)) % 100:02d}" for c in cents]
+
+
+def export_month_csv(engine: Engine, tenant: str, month: str) -> str:
+    """CSV text of the tenant's invoices of `month` (YYYY-MM), one row per invoice, by number."""
+    inv = month_invoices(engine, tenant, month)
+    inv["amount"] = _decimal(inv["amount_cents"])
+    inv["total_due"] = _decimal(inv["total_due_cents"])
+    for col in ("issued_at", "paid_at"):
+        inv[col] = [v.isoformat() if isinstance(v, pd.Timestamp) and pd.notna(v) else "" for v in inv[col]]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(inv[CSV_COLUMNS].astype(str).itertuples(index=False, name=None))
+    return out.getvalue()
+
+
+def export_month_csv_file(engine: Engine, tenant: str, month: str, output: str | Path) -> Path:
+    """Write `export_month_csv` to `output` and return its path."""
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(export_month_csv(engine, tenant, month), encoding="utf-8")
+    return path
+
+
+def lines_for(engine: Engine, numbers: list[str]) -> pd.DataFrame:
+    """Stored lines of the given invoices."""
+    return read_table(engine, invoice_lines, [invoice_lines.c.invoice_number.in_(numbers)])

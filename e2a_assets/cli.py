@@ -1,0 +1,299 @@
+"""The `e2a` command: demo, simulate, serve, replay dead letters, open the UI.
+
+Bad arguments and configuration problems end with one line on stderr and a non-zero exit code,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from e2a_assets.domain.policies import PolicyError
+from e2a_assets.settings import PROJECT_ROOT, Settings
+
+
+class E2AError(click.ClickException):
+    """A user-facing failure: printed as one line, exit code 1."""
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def dagster_home(settings: Settings) -> Path:
+    """The project's Dagster instance directory (DAGSTER_HOME), with e2a's dagster.yaml in it:
+    dagster.postgres.yaml (Postgres instance storage) when E2A_DAGSTER_POSTGRES_URL is set."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    instance_yaml = home / "dagster.yaml"
+    postgres_url = os.environ.get("E2A_DAGSTER_POSTGRES_URL")
+    default_yaml = "dagster.yaml"
+    if postgres_url:
+        from e2a_assets.warehouse.engine import normalise_url
+
+        # Dagster's Postgres storage needs psycopg2 (DAGSTER-NOTES §2): accept postgres(ql):// too.
+        os.environ["E2A_DAGSTER_POSTGRES_URL"] = normalise_url(postgres_url)
+        default_yaml = "dagster.postgres.yaml"
+    source = Path(os.environ.get("E2A_DAGSTER_YAML") or PROJECT_ROOT / default_yaml)
+    if source.exists() and (not instance_yaml.exists() or instance_yaml.read_bytes() != source.read_bytes()):
+        shutil.copyfile(source, instance_yaml)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _parse_day(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}", param_hint=option) from None
+
+
+def _tenants(settings: Settings, count: int):
+    registry = settings.registry()
+    if count > len(registry.tenants):
+        raise E2AError(
+            f"--tenants {count}: the registry {settings.tenants_file} has {len(registry.tenants)} tenants; add more there"
+        )
+    return list(registry.policies[:count])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """e2a: exception to action, a Dagster asset platform for 3PL warehouse operations."""
+
+
+@cli.command()
+@click.option("--tenants", "tenant_count", type=click.IntRange(1, 1000), default=2, show_default=True)
+@click.option("--days", type=click.IntRange(1, 3660), default=7, show_default=True)
+@click.option("--orders-per-day", type=click.IntRange(1, 1_000_000), default=50, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--start", help="First simulated day, YYYY-MM-DD (default: DAYS days before today, UTC).")
+@click.option("--live", metavar="URL", help="Send signed HTTP deliveries to a running receiver instead.")
+@click.option("--rate", type=click.FloatRange(min=0.1), help="With --live: deliveries per second (default: as fast as possible).")
+def simulate(tenant_count: int, days: int, orders_per_day: int, seed: int, start: str | None,
+             live: str | None, rate: float | None) -> None:
+    """Generate realistic Shopify, WMS and carrier traffic (reproducible for a seed)."""
+    from e2a_assets.ingestion import Ingestor
+    from e2a_assets.simulator.runner import ingest_deliveries, send_live
+    from e2a_assets.simulator.traffic import generate
+    from e2a_assets.warehouse.engine import make_engine
+    from rich.progress import Progress
+
+    settings = _settings()
+    first = _parse_day(start, "--start") or dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days)
+    deliveries = generate(_tenants(settings, tenant_count), days, orders_per_day, seed, first)
+    with Progress(transient=False) as progress:
+        task = progress.add_task("delivering" if live else "ingesting", total=len(deliveries))
+        advance = lambda done: progress.update(task, completed=done)  # noqa: E731
+        if live:
+            stats = send_live(live.rstrip("/"), deliveries, rate, on_progress=advance)
+            click.echo(f"sent {len(deliveries)} deliveries to {live}: {stats}")
+            return
+        stats = ingest_deliveries(Ingestor(make_engine(settings.database_url)), deliveries, on_progress=advance)
+    click.echo(
+        f"simulated {tenant_count} tenant(s) x {days} day(s) from {first}: {stats.total} deliveries, "
+        f"{stats.stored} stored, {stats.duplicate} duplicates, {stats.ignored} ignored, {stats.dead_letter} dead letters"
+    )
+
+
+@cli.command()
+@click.option("--days", type=click.IntRange(1, 366), default=14, show_default=True)
+@click.option("--orders-per-day", type=click.IntRange(1, 100_000), default=60, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(days: int, orders_per_day: int, seed: int) -> None:
+    """Simulate two tenants, materialise every asset through the project's Dagster instance,
+    print a per-tenant summary."""
+    from e2a_assets.demo import run_demo
+
+    settings = _settings()
+    home = dagster_home(settings)
+    run_demo(settings, days=days, orders_per_day=orders_per_day, seed=seed, echo=click.echo)
+    click.echo(f"\nDagster instance: {home}")
+    click.echo("Open the Dagster UI (history, lineage, metadata):  ./run.sh ui   -> http://127.0.0.1:3000")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Receiver processes sharing the port (use Postgres for more than one).")
+def serve(host: str, port: int, log_level: str, workers: int) -> None:
+    """Run the signed webhook receiver (Shopify, WMS, carrier)."""
+    from e2a_assets.webhooks.server import serve as run_server
+
+    run_server(_settings(), host=host, port=port, log_level=log_level, workers=workers)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Receiver port.")
+@click.option("--ui-port", type=click.IntRange(1, 65535), default=3000, show_default=True)
+@click.option("--simulate", "with_traffic", is_flag=True, help="Also feed live simulated traffic to the receiver.")
+@click.option("--rate", type=click.FloatRange(min=0.1), default=5.0, show_default=True, help="With --simulate: deliveries/s.")
+def up(host: str, port: int, ui_port: int, with_traffic: bool, rate: float) -> None:
+    """Start the receiver, the Dagster webserver and the daemon together; Ctrl-C stops them."""
+    import time
+
+    from e2a_assets.processes import ProcessGroup, tool, wait_http
+
+    import signal
+
+    def _stop(signum, _frame):  # noqa: ANN001
+        raise KeyboardInterrupt
+
+    # Stop cleanly on Ctrl-C and on SIGTERM, even when started from a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    settings = _settings()
+    settings.registry()  # fail fast, in one line, on a bad tenant file
+    home = dagster_home(settings)
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    group = ProcessGroup(settings.data_dir / "tmp")
+    receiver = f"http://{host}:{port}"
+    try:
+        group.start("receiver", [tool("e2a"), "serve", "--host", host, "--port", str(port), "--log-level", "warning"],
+                    log=logs / "receiver.log")
+        # The workspace file names the code location `e2a` (stable GraphQL selectors, DAGSTER-NOTES §12).
+        workspace = str(PROJECT_ROOT / "workspace.yaml")
+        group.start("webserver", [tool("dagster-webserver"), "-w", workspace, "-h", host, "-p", str(ui_port)],
+                    log=logs / "webserver.log")
+        group.start("daemon", [tool("dagster-daemon"), "run", "-w", workspace], log=logs / "daemon.log")
+        if not wait_http(f"{receiver}/healthz", 60, group):
+            raise E2AError(f"the receiver did not come up on {receiver}: {group.failed() or 'timed out'}")
+        if not wait_http(f"http://{host}:{ui_port}/server_info", 120, group):
+            raise E2AError(f"the Dagster webserver did not come up on port {ui_port}: {group.failed() or 'timed out'}")
+        click.echo(f"receiver     {receiver}/webhooks/{{shopify,wms,carrier}}")
+        click.echo(f"dagster UI   http://{host}:{ui_port}   (DAGSTER_HOME={home})")
+        click.echo("daemon       running: new_events_sensor refreshes touched days every 30 s")
+        click.echo(f"logs         {logs}/{{receiver,webserver,daemon}}.log")
+        if with_traffic:
+            today = dt.datetime.now(dt.timezone.utc).date()
+            group.start("simulator", [tool("e2a"), "simulate", "--live", receiver, "--rate", str(rate),
+                                      "--days", "2", "--start", (today - dt.timedelta(days=1)).isoformat()],
+                        log=logs / "simulator.log")
+            click.echo(f"simulator    sending signed deliveries at {rate}/s")
+        click.echo("Ctrl-C stops everything.")
+        while True:
+            problem = group.failed()
+            if problem and not problem.startswith("simulator"):
+                raise E2AError(problem)
+            time.sleep(1)
+    except KeyboardInterrupt:
+        click.echo("stopping ...")
+    finally:
+        group.stop()
+
+
+@cli.command("replay-dead-letters")
+@click.option("--tenant", help="Only this tenant's dead letters.")
+@click.option("--limit", type=click.IntRange(1), help="At most this many.")
+def replay_dead_letters_command(tenant: str | None, limit: int | None) -> None:
+    """Re-run dead letters through validation and dedupe once their cause is fixed."""
+    from e2a_assets.ingestion import replay_dead_letters
+    from e2a_assets.warehouse.engine import make_engine
+
+    settings = _settings()
+    if tenant and settings.registry().get(tenant) is None:
+        raise E2AError(f"--tenant {tenant}: unknown tenant (known: {', '.join(settings.registry().tenants)})")
+    report = replay_dead_letters(make_engine(settings.database_url), tenant=tenant, limit=limit)
+    for letter_id, reason in report.failures[:20]:
+        click.echo(f"  dead letter {letter_id}: still failing: {reason}")
+    click.echo(f"replayed {report.replayed}, still failing {report.still_failing}")
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
+def ui(port: int) -> None:
+    """Open the Dagster UI (webserver + daemon) on the project's instance."""
+    home = dagster_home(_settings())
+    dagster = Path(sys.executable).with_name("dagster")
+    args = [str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]
+    click.echo(f"DAGSTER_HOME={home}\nDagster UI on http://127.0.0.1:{port}")
+    import signal
+
+    # An ignored SIGINT survives exec and `dagster dev` would then ignore SIGTERM too (DAGSTER-NOTES §11).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.execv(args[0], args)
+
+
+@cli.group()
+def invoices() -> None:
+    """The invoice ledger: exports and adjustment reviews."""
+
+
+@invoices.command("export")
+@click.option("--tenant", required=True, help="Tenant whose invoices to export.")
+@click.option("--month", required=True, help="Invoice month, YYYY-MM.")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write the CSV here (default: stdout).")
+def export_invoices(tenant: str, month: str, output: str | None) -> None:
+    """Export a tenant's invoices of one month as CSV (one row per invoice, with adjustments)."""
+    from e2a_assets.billing_documents import export_month_csv, parse_month
+    from e2a_assets.warehouse.engine import make_engine
+
+    try:
+        parse_month(month)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--month") from None
+    settings = _settings()
+    if settings.registry().get(tenant) is None:
+        raise E2AError(f"--tenant {tenant}: unknown tenant (known: {', '.join(settings.registry().tenants)})")
+    text = export_month_csv(make_engine(settings.database_url), tenant, month)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {max(text.count(chr(10)) - 1, 0)} invoice(s) to {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@invoices.command("review")
+@click.argument("adjustment_id")
+@click.option("--approve/--reject", required=True, help="Apply the adjustment, or reject it.")
+@click.option("--reviewer", default=lambda: os.environ.get("USER", "unknown"), show_default="$USER")
+def review_adjustment_command(adjustment_id: str, approve: bool, reviewer: str) -> None:
+    """Approve or reject an adjustment that is PENDING_REVIEW."""
+    from e2a_assets.warehouse.engine import make_engine
+    from e2a_assets.warehouse.ledger import review_adjustment
+
+    engine = make_engine(_settings().database_url)
+    if not review_adjustment(engine, adjustment_id, approve, reviewer, dt.datetime.now(dt.timezone.utc)):
+        raise E2AError(f"{adjustment_id}: no adjustment pending review with that id")
+    click.echo(f"{adjustment_id}: {'APPROVED' if approve else 'REJECTED'} by {reviewer}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors, no tracebacks for user mistakes."""
+    try:
+        cli.main(args=argv, prog_name="e2a", standalone_mode=False)
+    except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else "usage: e2a COMMAND [ARGS] (see 'e2a --help')", err=True)
+        sys.exit(2)
+    except click.UsageError as exc:
+        hint = f" (see 'e2a {exc.ctx.info_name if exc.ctx and exc.ctx.parent else ''} --help')".replace("  ", " ")
+        click.echo(f"e2a: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"e2a: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except PolicyError as exc:
+        click.echo(f"e2a: {exc}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("e2a: aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,508 @@
+"""Billing rules (DOMAIN §5): billable orders, per-order amounts and lines, invoice numbering and
+the pure checks behind the billing asset checks.
+
+Everything here is pure and vectorised over orders: money is exact integer cents (`int64`), and
+every fractional factor (multipliers, long-term storage factor, discount rates) is applied as an
+exact integer ratio `amount * num // den`, so `70 × 1.2` is 84, never 83 from float error.
+Loops only ever run over tenants or over the fixed list of line kinds, never over orders.
+Monthly statements, adjustments and the daily report are in `statements.py`.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from e2a_assets.domain.policies import (
+    FLAGS,
+    MULTIPLIER_FLAGS,
+    SERVICE_FLAGS,
+    TenantPolicy,
+    TenantRegistry,
+)
+
+BLOCKING_REASON_CODES = ("DAMAGED_PACKAGE", "STOCK_MISMATCH", "SYSTEM_ERROR")
+OPERATIONS = {  # output column -> (line kind, counted event type), in DOMAIN §5 order
+    "picks": ("pick", "pick_completed"),
+    "packs": ("pack", "pack_completed"),
+    "labels": ("label", "label_created"),
+    "kitting": ("kitting", "kitting_completed"),
+}
+RETURN_EVENT = "return_received"
+DEFAULT_PAYMENT_TERMS_DAYS = 30
+INVOICE_NUMBER_PATTERN = r"^[A-Z0-9][A-Z0-9-]*-\d{6}-\d{4,}$"
+# Line kinds in the order lines are numbered (DOMAIN §5 steps 1..6).
+LINE_KINDS = (
+    *(kind for kind, _ in OPERATIONS.values()),
+    "storage",
+    "storage_long_term",
+    *(f"service_{s}" for s in SERVICE_FLAGS),
+    "returns",
+    "minimum_top_up",
+    *(f"multiplier_{m}" for m in MULTIPLIER_FLAGS),
+)
+LINE_COLUMNS = ["tenant", "order_id", "line_no", "kind", "description", "quantity", "unit_cents", "amount_cents"]
+BILLABLE_COLUMNS = [
+    "tenant", "order_id", "cohort_day", "created_at", "billable_at", "billable_basis", "invoice_date",
+    "billable", "held", "hold_reasons", "picks", "packs", "labels", "kitting", "returns",
+    "storage_days", "flags", *(f"flag_{f}" for f in FLAGS), "currency",
+]  # fmt: skip
+TOTAL_COLUMNS = [
+    "tenant", "order_id", "cohort_day", "billable_at", "invoice_date", "billable", "held", "currency",
+    "operations_cents", "storage_cents", "services_cents", "returns_cents", "subtotal_cents",
+    "minimum_top_up_cents", "multiplier_cents", "amount_cents",
+]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Policies and exact arithmetic
+
+
+def ratio(value: Any) -> tuple[int, int]:
+    """A factor as an exact integer ratio from its decimal spelling: 1.2 -> (6, 5), 0.05 -> (1, 20)."""
+    frac = Fraction(str(value)).limit_denominator(1_000_000)
+    return frac.numerator, frac.denominator
+
+
+def mul_floor(amount: pd.Series | np.ndarray, num: Any, den: Any) -> np.ndarray:
+    """floor(amount × num / den) in exact integer arithmetic (int64 result)."""
+    a = np.asarray(amount, dtype=np.int64)
+    n = np.broadcast_to(np.asarray(num, dtype=np.int64), a.shape)
+    d = np.broadcast_to(np.asarray(den, dtype=np.int64), a.shape)
+    if a.size and int(np.abs(a).max()) * int(np.abs(n).max()) >= 2**62:  # would overflow int64
+        return np.array([x * y // z for x, y, z in zip(a.tolist(), n.tolist(), d.tolist())], dtype=np.int64)
+    return (a * n) // d
+
+
+def policy_table(policies: TenantRegistry | pd.DataFrame | None, tenants: Any = ()) -> pd.DataFrame:
+    """One row per tenant with every `tariff_*` column of `TenantRegistry.policy_frame()`.
+
+    Accepts a registry or an already built policy frame. Tenants that the policies do not know
+    (only possible with hand-made frames: ingestion rejects unknown tenants) get the default tariff.
+    """
+    if isinstance(policies, TenantRegistry):
+        frame = policies.policy_frame()
+    elif isinstance(policies, pd.DataFrame):
+        frame = policies.copy()
+    else:
+        frame = pd.DataFrame(columns=["tenant"])
+    defaults = TenantRegistry((TenantPolicy(tenant="default"),)).policy_frame().iloc[0]
+    missing = sorted(set(pd.Series(list(tenants), dtype=object).dropna()) - set(frame["tenant"]))
+    if missing:
+        extra = pd.DataFrame([defaults.to_dict()] * len(missing))
+        extra["tenant"] = missing
+        frame = pd.concat([frame, extra], ignore_index=True) if len(frame) else extra
+    for col, value in defaults.items():
+        if col not in frame.columns:
+            frame[col] = value
+        elif col != "tenant":
+            frame[col] = frame[col].fillna(value)
+    return frame.reset_index(drop=True)
+
+
+def _with_ratio_columns(frame: pd.DataFrame, source: str, prefix: str) -> pd.DataFrame:
+    """Add `<prefix>_num`/`<prefix>_den` integer columns for the float column `source`."""
+    uniques = {v: ratio(v) for v in frame[source].unique()}  # loop over distinct policy values
+    frame[f"{prefix}_num"] = frame[source].map(lambda v: uniques[v][0]).astype(np.int64)
+    frame[f"{prefix}_den"] = frame[source].map(lambda v: uniques[v][1]).astype(np.int64)
+    return frame
+
+
+def as_int(values: Any, fill: int = 0) -> pd.Series:
+    """Numbers (possibly object dtype with NaN/None) as int64, missing -> `fill`."""
+    return pd.to_numeric(pd.Series(values)).fillna(fill).astype(np.int64)
+
+
+def _col(frame: pd.DataFrame, name: str, default: Any = pd.NaT) -> pd.Series:
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series([default] * len(frame), index=frame.index, dtype=object if default is None else None)
+
+
+def _utc(series: pd.Series) -> pd.Series:
+    return pd.to_datetime(series, utc=True)
+
+
+def _dates(series: pd.Series) -> pd.Series:
+    """Dates (`datetime.date`, or anything date-like) as datetime64 midnights for arithmetic."""
+    return pd.to_datetime(pd.Series(series, dtype=object), errors="coerce")
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Billable orders
+
+
+def _operation_counts(events: pd.DataFrame) -> pd.DataFrame:
+    types = {event: col for col, (_, event) in OPERATIONS.items()} | {RETURN_EVENT: "returns"}
+    cols = list(OPERATIONS) + ["returns"]
+    if events is None or events.empty:
+        return pd.DataFrame(columns=["tenant", "order_id", *cols])
+    ev = events.drop_duplicates(["tenant", "source", "event_id"])
+    ev = ev[ev["event_type"].isin(list(types))]
+    counts = ev.groupby(["tenant", "order_id", "event_type"]).size().unstack("event_type")
+    counts = counts.reindex(columns=list(types), fill_value=0).fillna(0).rename(columns=types)
+    return counts[cols].astype(np.int64).reset_index()
+
+
+def _hold_reasons(exceptions: pd.DataFrame | None) -> pd.DataFrame:
+    if exceptions is None or exceptions.empty:
+        return pd.DataFrame(columns=["tenant", "order_id", "hold_reasons"])
+    ex = exceptions.assign(
+        reason_code=exceptions["reason_code"].astype(str).str.strip().str.upper(),
+        status=exceptions["status"].astype(str).str.strip().str.upper(),
+    )
+    ex = ex[(ex["status"] == "OPEN") & ex["reason_code"].isin(BLOCKING_REASON_CODES)]
+    ex = ex.drop_duplicates(["tenant", "order_id", "reason_code"]).sort_values("reason_code")
+    return ex.groupby(["tenant", "order_id"])["reason_code"].agg(",".join).rename("hold_reasons").reset_index()
+
+
+def build_billable_orders(
+    events: pd.DataFrame,
+    orders: pd.DataFrame,
+    exceptions: pd.DataFrame | None,
+    policies: TenantRegistry | pd.DataFrame | None,
+) -> pd.DataFrame:
+    """One row per order that is billable or held (DOMAIN §5), columns `BILLABLE_COLUMNS`.
+
+    Eligible: shipped, or delivered, or cancelled after a pick (`picked_at <= cancelled_at`).
+    An order cancelled before any pick is never eligible, even if shipping scans exist.
+    `held` = an OPEN STOCK_MISMATCH / DAMAGED_PACKAGE / SYSTEM_ERROR exception; `billable = ~held`.
+    """
+    if orders is None or orders.empty:
+        return pd.DataFrame(columns=BILLABLE_COLUMNS)
+    o = orders.copy()
+    created = _utc(_col(o, "created_at"))
+    shipped = _utc(_col(o, "shipped_at"))
+    delivered = _utc(_col(o, "delivered_at"))
+    cancelled = _utc(_col(o, "cancelled_at"))
+    picked = _utc(_col(o, "picked_at"))
+    cancelled_before_pick = cancelled.notna() & ~(picked.notna() & (picked <= cancelled))
+    eligible = ~cancelled_before_pick & (shipped.notna() | delivered.notna() | cancelled.notna())
+    o = o[eligible.to_numpy()].copy()
+    if o.empty:
+        return pd.DataFrame(columns=BILLABLE_COLUMNS)
+    created, shipped, delivered, cancelled = (s[eligible] for s in (created, shipped, delivered, cancelled))
+
+    # Created time falls back to the order's earliest event (DOMAIN §2) when the orders frame lacks it.
+    if created.isna().any() and events is not None and not events.empty:
+        first = events.groupby(["tenant", "order_id"])["occurred_at"].min().rename("_first").reset_index()
+        fallback = o[["tenant", "order_id"]].merge(first, how="left", on=["tenant", "order_id"])["_first"]
+        created = created.fillna(pd.Series(_utc(fallback).to_numpy(), index=created.index))
+    billable_at = shipped.fillna(delivered).fillna(cancelled)
+    o["created_at"] = created
+    o["billable_at"] = billable_at
+    o["billable_basis"] = np.select(
+        [shipped.notna(), delivered.notna()], ["shipped", "delivered"], default="cancelled"
+    )
+    o["invoice_date"] = billable_at.dt.date
+    if "cohort_day" not in o.columns:
+        o["cohort_day"] = created.dt.date
+    elapsed_days = np.floor((billable_at - created).dt.total_seconds().fillna(0).to_numpy() / 86400)
+    o["storage_days"] = np.maximum(1, elapsed_days).astype(np.int64)
+
+    o = o.merge(_operation_counts(events), how="left", on=["tenant", "order_id"])
+    for col in (*OPERATIONS, "returns"):
+        o[col] = as_int(o[col])
+    o = o.merge(_hold_reasons(exceptions), how="left", on=["tenant", "order_id"])
+    o["held"] = o["hold_reasons"].notna()
+    o["hold_reasons"] = o["hold_reasons"].fillna("")
+    o["billable"] = ~o["held"]
+    for flag in FLAGS:
+        o[f"flag_{flag}"] = _col(o, f"flag_{flag}", False).fillna(False).astype(bool)
+    if "flags" not in o.columns:
+        joined = pd.Series("", index=o.index)
+        for f in sorted(FLAGS):
+            joined = joined + np.where(o[f"flag_{f}"], f + ",", "")
+        o["flags"] = joined.str.rstrip(",")
+    tariffs = policy_table(policies, o["tenant"].unique())[["tenant", "currency"]]
+    o = o.drop(columns=["currency"], errors="ignore").merge(tariffs, how="left", on="tenant")
+    return o[BILLABLE_COLUMNS].sort_values(["tenant", "order_id"]).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Amounts and lines
+
+
+def _factor_label(values: pd.Series) -> pd.Series:
+    """`2.0` -> "2", `1.2` -> "1.2", formatted once per distinct factor (a few per tenant)."""
+    return values.map({v: f"{float(v):g}" for v in pd.unique(values)})
+
+
+def price_orders(
+    billable: pd.DataFrame, policies: TenantRegistry | pd.DataFrame | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Price every row of `build_billable_orders` (held ones too) per DOMAIN §5.
+
+    Returns (totals, lines): totals has `TOTAL_COLUMNS` (one row per order); lines has
+    `LINE_COLUMNS`, one row per charged kind in `LINE_KINDS` order, summing to `amount_cents`.
+    """
+    if billable is None or billable.empty:
+        return pd.DataFrame(columns=TOTAL_COLUMNS), pd.DataFrame(columns=LINE_COLUMNS)
+    if billable.duplicated(["tenant", "order_id"]).any():
+        raise ValueError("price_orders: an order appears twice in the billable frame")
+    tariffs = policy_table(policies, billable["tenant"].unique())
+    tariffs = _with_ratio_columns(tariffs, "tariff_long_term_storage_factor", "_lt")
+    for m in MULTIPLIER_FLAGS:
+        tariffs = _with_ratio_columns(tariffs, f"tariff_multiplier_{m}", f"_m_{m}")
+    b = billable.drop(columns=["currency"], errors="ignore").merge(tariffs, how="left", on="tenant")
+    b = b.reset_index(drop=True)
+    i64 = lambda s: s.astype(np.int64)  # noqa: E731
+
+    parts: list[tuple[str, pd.Series, pd.Series, pd.Series, pd.Series, pd.Series]] = []
+    # kind, description, quantity, unit_cents, amount_cents, include-mask
+
+    def add(kind, description, quantity, unit, amount, mask):
+        parts.append((kind, description, i64(quantity), i64(unit), pd.Series(amount, index=b.index).astype(np.int64), mask))
+
+    # 1) operations
+    operations = pd.Series(0, index=b.index, dtype=np.int64)
+    for col, (kind, event) in OPERATIONS.items():
+        qty, unit = i64(b[col]), i64(b[f"tariff_{kind}_cents"])
+        operations += qty * unit
+        add(kind, pd.Series(f"{event} operations", index=b.index), qty, unit, qty * unit, qty > 0)
+    # 2) storage: days up to the threshold at the day rate, days over it at rate × factor (floored)
+    days, rate, after = i64(b["storage_days"]), i64(b["tariff_storage_day_cents"]), i64(b["tariff_long_term_storage_after_days"])
+    base_days = np.minimum(days, after)
+    over_days = days - base_days
+    storage = base_days * rate
+    long_term = pd.Series(mul_floor(over_days * rate, b["_lt_num"], b["_lt_den"]), index=b.index)
+    add("storage", "storage days (first " + after.astype(str) + ")", base_days, rate, storage, base_days > 0)
+    lt_desc = ("storage days over " + after.astype(str) + " at x" + _factor_label(b["tariff_long_term_storage_factor"]))
+    lt_unit = mul_floor(rate, b["_lt_num"], b["_lt_den"])
+    add("storage_long_term", lt_desc, over_days, pd.Series(lt_unit, index=b.index), long_term, over_days > 0)
+    # 3) services when flagged
+    services = pd.Series(0, index=b.index, dtype=np.int64)
+    for s in SERVICE_FLAGS:
+        flagged = b[f"flag_{s}"].astype(bool)
+        price = i64(b[f"tariff_service_{s}_cents"])
+        services += np.where(flagged, price, 0)
+        add(f"service_{s}", pd.Series(f"{s.replace('_', ' ')} service", index=b.index), flagged.astype(np.int64), price, np.where(flagged, price, 0), flagged)
+    # 4) returns: processing + restock + label per return
+    per_return = i64(b["tariff_return_processing_cents"] + b["tariff_return_restock_cents"] + b["tariff_return_label_cents"])
+    returns = i64(b["returns"]) * per_return
+    ret_desc = (
+        "returns (processing " + b["tariff_return_processing_cents"].astype(np.int64).astype(str)
+        + " + restock " + b["tariff_return_restock_cents"].astype(np.int64).astype(str)
+        + " + label " + b["tariff_return_label_cents"].astype(np.int64).astype(str) + ")"
+    )
+    add("returns", ret_desc, b["returns"], per_return, returns, b["returns"] > 0)
+    # 5) minimum order charge
+    subtotal = operations + storage + long_term + services + returns
+    minimum = i64(b["tariff_minimum_order_cents"])
+    top_up = np.maximum(minimum - subtotal, 0)
+    add("minimum_top_up", "minimum order charge top-up to " + minimum.astype(str), pd.Series(1, index=b.index), top_up, top_up, top_up > 0)
+    # 6) multipliers in DOMAIN order, each floored to a whole cent
+    amount = (subtotal + top_up).to_numpy(dtype=np.int64)
+    multiplied = np.zeros(len(b), dtype=np.int64)
+    for m in MULTIPLIER_FLAGS:
+        flagged = b[f"flag_{m}"].astype(bool).to_numpy()
+        new_amount = np.where(flagged, mul_floor(amount, b[f"_m_{m}_num"], b[f"_m_{m}_den"]), amount)
+        added = pd.Series(new_amount - amount, index=b.index)
+        multiplied += added.to_numpy()
+        desc = f"{m} multiplier x" + _factor_label(b[f"tariff_multiplier_{m}"])
+        add(f"multiplier_{m}", desc, pd.Series(1, index=b.index), added, added, pd.Series(flagged, index=b.index))
+        amount = new_amount
+
+    totals = b[[c for c in TOTAL_COLUMNS if c in b.columns]].copy()
+    totals["operations_cents"] = operations
+    totals["storage_cents"] = storage + long_term
+    totals["services_cents"] = services
+    totals["returns_cents"] = returns
+    totals["subtotal_cents"] = subtotal
+    totals["minimum_top_up_cents"] = top_up.astype(np.int64)
+    totals["multiplier_cents"] = multiplied
+    totals["amount_cents"] = amount
+    totals = totals.reindex(columns=TOTAL_COLUMNS)
+
+    frames = []
+    for rank, (kind, desc, qty, unit, amt, mask) in enumerate(parts):
+        mask = pd.Series(mask, index=b.index).astype(bool)
+        frames.append(pd.DataFrame({
+            "tenant": b.loc[mask, "tenant"], "order_id": b.loc[mask, "order_id"], "_rank": rank, "kind": kind,
+            "description": pd.Series(desc, index=b.index)[mask], "quantity": qty[mask], "unit_cents": unit[mask],
+            "amount_cents": amt[mask],
+        }))  # fmt: skip
+    lines = pd.concat(frames, ignore_index=True).sort_values(["tenant", "order_id", "_rank"], kind="stable")
+    lines["line_no"] = lines.groupby(["tenant", "order_id"]).cumcount().astype(np.int64) + 1
+    for col in ("quantity", "unit_cents", "amount_cents"):
+        lines[col] = lines[col].astype(np.int64)
+    return totals.reset_index(drop=True), lines[LINE_COLUMNS].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Invoice numbers
+
+
+def _payment_terms(frame: pd.DataFrame, policies: TenantRegistry | pd.DataFrame | None) -> pd.Series:
+    if "payment_terms_days" in frame.columns and frame["payment_terms_days"].notna().all():
+        return frame["payment_terms_days"].astype(np.int64)
+    if policies is None:
+        return pd.Series(DEFAULT_PAYMENT_TERMS_DAYS, index=frame.index, dtype=np.int64)
+    terms = policy_table(policies, frame["tenant"].unique()).set_index("tenant")["tariff_payment_terms_days"]
+    return frame["tenant"].map(terms).fillna(DEFAULT_PAYMENT_TERMS_DAYS).astype(np.int64)
+
+
+def _last_seq_frame(last_seq: Mapping[tuple[str, str], int] | pd.DataFrame | None) -> pd.DataFrame:
+    if last_seq is None:
+        return pd.DataFrame(columns=["tenant", "invoice_month", "last_seq"])
+    if isinstance(last_seq, pd.DataFrame):
+        frame = last_seq.rename(columns={"month": "invoice_month", "seq": "last_seq", "max_seq": "last_seq"})
+        return frame[["tenant", "invoice_month", "last_seq"]].astype({"invoice_month": str})
+    rows = [(t, str(m), int(s)) for (t, m), s in dict(last_seq).items()]
+    return pd.DataFrame(rows, columns=["tenant", "invoice_month", "last_seq"])
+
+
+def plan_invoice_numbers(
+    new_invoices: pd.DataFrame,
+    last_seq_by_tenant_month: Mapping[tuple[str, str], int] | pd.DataFrame | None,
+    policies: TenantRegistry | pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Number invoices `{TENANT}-{YYYYMM}-{seq:04d}` continuing each (tenant, month) sequence.
+
+    `new_invoices` needs tenant, order_id, invoice_date, billable_at (e.g. billable totals not yet
+    invoiced). `last_seq_by_tenant_month` is `{(tenant, "YYYYMM"): max seq}` or a frame with
+    tenant, month, last_seq; absent months start at 1. Numbers are allocated in order of
+    (invoice_date, billable_at, order_id). Adds invoice_month, invoice_seq, invoice_number,
+    payment_terms_days (the invoice's own column, else the tenant tariff, else 30) and due_date.
+    """
+    extra = ["invoice_month", "invoice_seq", "invoice_number", "payment_terms_days", "due_date"]
+    if new_invoices is None or new_invoices.empty:
+        return pd.DataFrame(columns=[*(new_invoices.columns if new_invoices is not None else []), *extra])
+    if new_invoices.duplicated(["tenant", "order_id"]).any():
+        raise ValueError("plan_invoice_numbers: an order appears twice in new_invoices")
+    inv = new_invoices.copy()
+    day = _dates(inv["invoice_date"])
+    inv["invoice_month"] = day.dt.strftime("%Y%m").to_numpy()
+    inv["_day"] = day.to_numpy()
+    inv["_at"] = _utc(inv["billable_at"])
+    inv = inv.sort_values(["_day", "_at", "order_id", "tenant"], kind="stable")
+    inv = inv.merge(_last_seq_frame(last_seq_by_tenant_month), how="left", on=["tenant", "invoice_month"])
+    start = as_int(inv["last_seq"])
+    inv["invoice_seq"] = start + inv.groupby(["tenant", "invoice_month"]).cumcount().astype(np.int64) + 1
+    inv["invoice_number"] = (
+        inv["tenant"].str.upper() + "-" + inv["invoice_month"] + "-" + inv["invoice_seq"].astype(str).str.zfill(4)
+    )
+    inv["payment_terms_days"] = _payment_terms(inv, policies)
+    inv["due_date"] = (inv["_day"] + pd.to_timedelta(inv["payment_terms_days"], unit="D")).dt.date
+    inv["invoice_date"] = inv["_day"].dt.date
+    return inv.drop(columns=["_day", "_at", "last_seq"]).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Validation (asset checks): each returns the offending rows, empty when all is well
+
+APPLIED_STATUSES = ("AUTO_APPLIED", "APPLIED_FLAGGED", "APPROVED")
+
+
+def applied_adjustment_totals(adjustments: pd.DataFrame | None) -> pd.DataFrame:
+    """Sum of applied adjustment deltas per (tenant, invoice_number)."""
+    if adjustments is None or adjustments.empty:
+        return pd.DataFrame(columns=["tenant", "invoice_number", "applied_cents"])
+    applied = adjustments[adjustments["status"].isin(APPLIED_STATUSES)]
+    out = applied.groupby(["tenant", "invoice_number"])["delta_cents"].sum().rename("applied_cents").reset_index()
+    out["applied_cents"] = out["applied_cents"].astype(np.int64)
+    return out
+
+
+def validate_invoice_amounts(
+    invoices: pd.DataFrame, adjustments: pd.DataFrame | None, recomputed: pd.DataFrame
+) -> pd.DataFrame:
+    """Invoices whose issued amount + applied adjustments != amount recomputed from events (or none)."""
+    cols = ["tenant", "order_id", "invoice_number", "issued_cents", "applied_cents", "recomputed_cents", "difference_cents", "problem"]
+    if invoices is None or invoices.empty:
+        return pd.DataFrame(columns=cols)
+    inv = invoices[["tenant", "order_id", "invoice_number", "amount_cents"]].rename(columns={"amount_cents": "issued_cents"})
+    inv = inv.merge(applied_adjustment_totals(adjustments), how="left", on=["tenant", "invoice_number"])
+    rec = recomputed[["tenant", "order_id", "amount_cents"]].rename(columns={"amount_cents": "recomputed_cents"})
+    inv = inv.merge(rec, how="left", on=["tenant", "order_id"])
+    inv["applied_cents"] = as_int(inv["applied_cents"])
+    inv["difference_cents"] = inv["recomputed_cents"] - inv["issued_cents"] - inv["applied_cents"]
+    bad = inv["recomputed_cents"].isna() | (inv["difference_cents"] != 0)
+    inv["problem"] = np.where(inv["recomputed_cents"].isna(), "not_recomputed", "amount_mismatch")
+    return inv.loc[bad, cols].reset_index(drop=True)
+
+
+def validate_invoice_numbers(invoices: pd.DataFrame) -> pd.DataFrame:
+    """Malformed, duplicate and missing (gap) numbers; seq per tenant+month must be exactly 1..n.
+
+    Gap rows carry the missing number with order_id None.
+    """
+    cols = ["tenant", "order_id", "invoice_number", "problem"]
+    if invoices is None or invoices.empty:
+        return pd.DataFrame(columns=cols)
+    inv = invoices[["tenant", "order_id", "invoice_number", "invoice_date"]].copy()
+    number = inv["invoice_number"].astype(str)
+    month = _dates(inv["invoice_date"]).dt.strftime("%Y%m").to_numpy()
+    parts = number.str.rsplit("-", n=2)
+    seq = pd.to_numeric(parts.str[-1], errors="coerce")
+    well_formed = number.str.match(INVOICE_NUMBER_PATTERN).fillna(False).astype(bool)
+    well_formed &= (parts.str[0] == inv["tenant"].str.upper()) & (parts.str[1] == month) & (seq >= 1)
+    # The seq must be spelled `{seq:04d}`: "00001" would be a second seq 1 under another string.
+    well_formed &= parts.str[-1] == seq.fillna(0).astype(np.int64).astype(str).str.zfill(4)
+    problems = [inv[~well_formed].assign(problem="malformed")]
+    dup = number.duplicated(keep=False)
+    problems.append(inv[dup].assign(problem="duplicate"))
+    # Gaps: seqs 1..max that no well-formed number holds (a duplicated number still holds its seq).
+    good = inv[well_formed].assign(_month=month[well_formed], _seq=seq[well_formed].astype(np.int64))
+    good = good.drop_duplicates(["tenant", "_month", "_seq"])
+    if not good.empty:
+        top = good.groupby(["tenant", "_month"])["_seq"].max().reset_index()
+        expected = top.loc[top.index.repeat(top["_seq"])].copy()
+        expected["_seq"] = expected.groupby(["tenant", "_month"]).cumcount() + 1
+        gaps = expected.merge(good[["tenant", "_month", "_seq"]], how="left", on=["tenant", "_month", "_seq"], indicator=True)
+        gaps = gaps[gaps["_merge"] == "left_only"]
+        problems.append(pd.DataFrame({
+            "tenant": gaps["tenant"], "order_id": None, "problem": "gap",
+            "invoice_number": gaps["tenant"].str.upper() + "-" + gaps["_month"] + "-" + gaps["_seq"].astype(str).str.zfill(4),
+        }))  # fmt: skip
+    out = pd.concat([p[cols] for p in problems if not p.empty], ignore_index=True) if any(not p.empty for p in problems) else None
+    return out if out is not None else pd.DataFrame(columns=cols)
+
+
+def validate_invoice_coverage(invoices: pd.DataFrame, billable: pd.DataFrame) -> pd.DataFrame:
+    """Billable orders with no invoice, orders with several invoices, invoices for ineligible orders.
+
+    A held order is eligible (it may have been invoiced before the blocking exception opened); an
+    invoice is only "unbillable" when its order is absent from `billable` (never billable).
+    """
+    cols = ["tenant", "order_id", "invoice_number", "problem"]
+    inv = invoices if invoices is not None else pd.DataFrame(columns=["tenant", "order_id", "invoice_number"])
+    inv = inv[["tenant", "order_id", "invoice_number"]]
+    bil = billable[["tenant", "order_id", "billable"]] if billable is not None else pd.DataFrame(columns=["tenant", "order_id", "billable"])
+    missing = bil[bil["billable"].astype(bool)].merge(inv, how="left", on=["tenant", "order_id"])
+    missing = missing[missing["invoice_number"].isna()].assign(problem="missing_invoice")
+    several = inv[inv.duplicated(["tenant", "order_id"], keep=False)].assign(problem="several_invoices")
+    stray = inv.merge(bil, how="left", on=["tenant", "order_id"], indicator=True)
+    stray = stray[stray["_merge"] == "left_only"].assign(problem="unbillable_order")
+    parts = [p[cols] for p in (missing, several, stray) if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+
+
+def validate_due_dates(invoices: pd.DataFrame, policies: TenantRegistry | pd.DataFrame | None = None) -> pd.DataFrame:
+    """Invoices whose due_date != invoice_date + payment terms (the invoice's own, else the tariff's)."""
+    cols = ["tenant", "order_id", "invoice_number", "invoice_date", "due_date", "expected_due_date", "problem"]
+    if invoices is None or invoices.empty:
+        return pd.DataFrame(columns=cols)
+    inv = invoices.copy()
+    expected = _dates(inv["invoice_date"]) + pd.to_timedelta(_payment_terms(inv, policies).to_numpy(), unit="D")
+    inv["expected_due_date"] = expected.dt.date.to_numpy()
+    bad = (_dates(inv["due_date"]) != expected).to_numpy()
+    return inv.loc[bad].assign(problem="wrong_due_date")[cols].reset_index(drop=True)
+
+
+def validate_amounts_non_negative(invoices: pd.DataFrame, lines: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Invoices with a negative or missing amount (and, if given, negative lines other than multipliers)."""
+    cols = ["tenant", "order_id", "invoice_number", "amount_cents", "problem"]
+    parts = []
+    if invoices is not None and not invoices.empty:
+        bad = invoices[invoices["amount_cents"].isna() | (invoices["amount_cents"] < 0)]
+        parts.append(bad.assign(problem="negative_amount").reindex(columns=cols))
+    if lines is not None and not lines.empty:
+        bad = lines[(lines["amount_cents"] < 0) & ~lines["kind"].str.startswith("multiplier_")]
+        parts.append(bad.assign(problem="negative_line", invoice_number=None).reindex(columns=cols))
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+

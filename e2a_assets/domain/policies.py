@@ -1,0 +1,285 @@
+"""Tenant policies: SLA limits, tariffs and identity of each 3PL client.
+
+Policies are typed and validated (pydantic); `load_registry` reads the YAML files of `policies/`
+and turns any problem into a one-line `PolicyError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+FLAGS = (
+    "rush",
+    "oversized",
+    "hazmat",
+    "fragile",
+    "gift_wrap",
+    "photo",
+    "quality_check",
+    "custom_packaging",
+)
+SERVICE_FLAGS = ("gift_wrap", "photo", "quality_check", "custom_packaging")
+MULTIPLIER_FLAGS = ("rush", "oversized", "hazmat", "fragile")
+
+
+class PolicyError(ValueError):
+    """A policy file is missing, unreadable or invalid (message is one line)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SlaPolicy(_Strict):
+    pick_minutes: float = Field(120, gt=0)
+    pack_minutes: float = Field(180, gt=0)
+    ship_minutes: float = Field(1440, gt=0)
+    missing_scan_factor: float = Field(1.5, gt=0)
+    delivery_hours: float = Field(72, gt=0)
+    response_hours: float = Field(4, gt=0)
+    stalled_hours: float = Field(4, gt=0)
+
+
+class VolumeDiscount(_Strict):
+    min_orders: int = Field(ge=1)
+    rate: float = Field(ge=0, lt=1)
+
+
+class Tariff(_Strict):
+    currency: str = "USD"
+    pick_cents: int = Field(30, ge=0)
+    pack_cents: int = Field(20, ge=0)
+    label_cents: int = Field(15, ge=0)
+    kitting_cents: int = Field(50, ge=0)
+    storage_day_cents: int = Field(5, ge=0)
+    long_term_storage_after_days: int = Field(90, ge=0)
+    long_term_storage_factor: float = Field(2, ge=0)
+    services_cents: dict[str, int] = Field(
+        default_factory=lambda: {"gift_wrap": 100, "photo": 25, "quality_check": 50, "custom_packaging": 200}
+    )
+    return_processing_cents: int = Field(75, ge=0)
+    return_restock_cents: int = Field(150, ge=0)
+    return_label_cents: int = Field(25, ge=0)
+    minimum_order_cents: int = Field(50, ge=0)
+    multipliers: dict[str, float] = Field(
+        default_factory=lambda: {"rush": 2.0, "oversized": 1.5, "hazmat": 3.0, "fragile": 1.2}
+    )
+    payment_terms_days: int = Field(30, ge=0)
+    volume_discounts: tuple[VolumeDiscount, ...] = (
+        VolumeDiscount(min_orders=1000, rate=0.15),
+        VolumeDiscount(min_orders=500, rate=0.10),
+        VolumeDiscount(min_orders=100, rate=0.05),
+    )
+    minimum_monthly_fee_cents: int = Field(10000, ge=0)
+    adjustment_auto_limit_cents: int = Field(500, ge=0)
+    adjustment_review_limit_cents: int = Field(2000, ge=0)
+
+    @field_validator("services_cents")
+    @classmethod
+    def _known_services(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(SERVICE_FLAGS))
+        if unknown:
+            raise ValueError(f"unknown service {unknown[0]!r} (known: {', '.join(SERVICE_FLAGS)})")
+        if any(v < 0 for v in value.values()):
+            raise ValueError("service prices must be >= 0")
+        return {k: value.get(k, 0) for k in SERVICE_FLAGS}
+
+    @field_validator("multipliers")
+    @classmethod
+    def _known_multipliers(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(MULTIPLIER_FLAGS))
+        if unknown:
+            raise ValueError(f"unknown multiplier {unknown[0]!r} (known: {', '.join(MULTIPLIER_FLAGS)})")
+        if any(v <= 0 for v in value.values()):
+            raise ValueError("multipliers must be > 0")
+        # Keep the DOMAIN order (rush, oversized, hazmat, fragile) whatever the file's order.
+        return {k: value.get(k, 1.0) for k in MULTIPLIER_FLAGS}
+
+
+class TenantPolicy(_Strict):
+    tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    display_name: str = ""
+    shop_domain: str | None = None
+    timezone: str = "UTC"
+    webhook_secret_env: str | None = None
+    webhook_secret_dev: str | None = None
+    # Resolved once when the registry is loaded (from the environment variable named by
+    # webhook_secret_env, else the development secret when allowed); never shown in reprs.
+    resolved_secret: SecretStr | None = Field(default=None, repr=False)
+    sla: SlaPolicy = SlaPolicy()
+    tariff: Tariff = Tariff()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_secret(cls, data: Any) -> Any:
+        # Built directly (not by load_registry): the development secret signs.
+        if isinstance(data, dict) and "resolved_secret" not in data:
+            data = {**data, "resolved_secret": data.get("webhook_secret_dev")}
+        return data
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def currency(self) -> str:
+        return self.tariff.currency
+
+    def webhook_secret(self) -> str | None:
+        """The tenant's signing secret as resolved at load time (None: the tenant cannot sign)."""
+        return self.resolved_secret.get_secret_value() if self.resolved_secret else None
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.resolved_secret is not None and self.webhook_secret() == self.webhook_secret_dev
+
+
+@dataclass(frozen=True)
+class TenantRegistry:
+    """All tenants e2a serves, by name and by Shopify shop domain."""
+
+    policies: tuple[TenantPolicy, ...]
+
+    def __post_init__(self) -> None:
+        names = [p.tenant for p in self.policies]
+        if len(set(names)) != len(names):
+            raise PolicyError("tenant registry: duplicate tenant name")
+
+    @property
+    def tenants(self) -> list[str]:
+        return [p.tenant for p in self.policies]
+
+    def get(self, tenant: str) -> TenantPolicy | None:
+        return next((p for p in self.policies if p.tenant == tenant), None)
+
+    def __getitem__(self, tenant: str) -> TenantPolicy:
+        policy = self.get(tenant)
+        if policy is None:
+            raise KeyError(f"unknown tenant {tenant!r}")
+        return policy
+
+    def by_shop_domain(self, domain: str) -> TenantPolicy | None:
+        domain = (domain or "").strip().lower()
+        return next((p for p in self.policies if p.shop_domain and p.shop_domain.lower() == domain), None)
+
+    def policy_frame(self) -> pd.DataFrame:
+        """One row per tenant with every numeric policy value as a column, for vectorised joins."""
+        rows = []
+        for p in self.policies:
+            t = p.tariff
+            row: dict[str, Any] = {"tenant": p.tenant, "timezone": p.timezone, "currency": t.currency}
+            row.update(p.sla.model_dump())
+            for key, value in t.model_dump().items():
+                if key in ("currency", "services_cents", "multipliers", "volume_discounts"):
+                    continue
+                row[f"tariff_{key}"] = value
+            for name, cents in t.services_cents.items():
+                row[f"tariff_service_{name}_cents"] = cents
+            for name, factor in t.multipliers.items():
+                row[f"tariff_multiplier_{name}"] = factor
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise PolicyError(f"{path}:{where} invalid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def _first_error(path: Path, prefix: str, exc: ValidationError) -> PolicyError:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+    return PolicyError(f"{path}: field '{field}': {err['msg']}")
+
+
+def _resolve_secret(spec: dict[str, Any], environ: Mapping[str, str], allow_dev_secrets: bool) -> str | None:
+    name = spec.get("webhook_secret_env")
+    if name and environ.get(name):
+        return environ[name]
+    return spec.get("webhook_secret_dev") if allow_dev_secrets else None
+
+
+def load_registry(
+    policies_dir: Path,
+    tenants_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    allow_dev_secrets: bool = True,
+) -> TenantRegistry:
+    """Read default SLA and tariff YAML plus the tenants file into a validated registry.
+
+    `overrides` carries environment-level settings (`SLA_RESPONSE_HOURS`, `SLA_DELIVERY_HOURS`,
+    `INVOICE_PAYMENT_TERMS_DAYS`) that replace the defaults, below any tenant's own value.
+    Webhook secrets come from `environ` (the variables named by `webhook_secret_env`); without
+    one, a tenant's `webhook_secret_dev` is used unless `allow_dev_secrets` is False.
+    """
+    environ = environ or {}
+    policies_dir = Path(policies_dir)
+    sla_path = policies_dir / "default_sla.yaml"
+    tariff_path = policies_dir / "default_tariffs.yaml"
+    tenants_path = Path(tenants_file) if tenants_file else policies_dir / "tenants.yaml"
+    overrides = dict(overrides or {})
+
+    sla_defaults = _read_yaml(sla_path)
+    tariff_defaults = _read_yaml(tariff_path)
+    for path, doc in ((sla_path, sla_defaults), (tariff_path, tariff_defaults)):
+        if not isinstance(doc, dict):
+            raise PolicyError(f"{path}: expected a mapping at the top level")
+    for key in ("response_hours", "delivery_hours"):
+        if overrides.get(key) is not None:
+            sla_defaults[key] = overrides[key]
+    if overrides.get("payment_terms_days") is not None:
+        tariff_defaults["payment_terms_days"] = overrides["payment_terms_days"]
+    try:
+        SlaPolicy(**sla_defaults)
+    except ValidationError as exc:
+        raise _first_error(sla_path, "", exc) from None
+    try:
+        Tariff(**tariff_defaults)
+    except ValidationError as exc:
+        raise _first_error(tariff_path, "", exc) from None
+
+    doc = _read_yaml(tenants_path)
+    tenants = doc.get("tenants") if isinstance(doc, dict) else None
+    if not isinstance(tenants, dict) or not tenants:
+        raise PolicyError(f"{tenants_path}: field 'tenants': expected a non-empty mapping of tenant name to settings")
+    policies = []
+    for name, spec in tenants.items():
+        spec = dict(spec or {})
+        if not isinstance(spec.get("sla", {}), dict) or not isinstance(spec.get("tariff", {}), dict):
+            raise PolicyError(f"{tenants_path}: field 'tenants.{name}': 'sla' and 'tariff' must be mappings")
+        spec["resolved_secret"] = _resolve_secret(spec, environ, allow_dev_secrets)
+        spec["sla"] = {**sla_defaults, **spec.get("sla", {})}
+        tariff = spec.get("tariff", {})
+        spec["tariff"] = {**tariff_defaults, **tariff}
+        for key in ("services_cents", "multipliers"):
+            # A tenant overriding one service price or multiplier keeps the defaults of the others.
+            if isinstance(tariff.get(key), dict) and isinstance(tariff_defaults.get(key), dict):
+                spec["tariff"][key] = {**tariff_defaults[key], **tariff[key]}
+        try:
+            policies.append(TenantPolicy(tenant=str(name), **spec))
+        except ValidationError as exc:
+            raise _first_error(tenants_path, f"tenants.{name}", exc) from None
+        except TypeError as exc:
+            raise PolicyError(f"{tenants_path}: field 'tenants.{name}': {exc}") from None
+    return TenantRegistry(tuple(policies))

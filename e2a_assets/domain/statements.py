@@ -1,0 +1,304 @@
+"""Billing after issue (DOMAIN §5): recalculation adjustments, monthly statements, daily report.
+
+Pure and vectorised like `billing.py` (integer cents, exact ratios, `as_of` passed in).
+Adjustment statuses: AUTO_APPLIED and APPLIED_FLAGGED are applied when created; PENDING_REVIEW
+is not applied until a reviewer sets it to APPROVED (applied) or REJECTED (not applied).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from e2a_assets.domain.billing import (
+    APPLIED_STATUSES,
+    applied_adjustment_totals,
+    as_int,
+    mul_floor,
+    policy_table,
+    ratio,
+)
+from e2a_assets.domain.policies import TenantRegistry, Tariff
+
+RECALCULATION = "RECALCULATION"
+AUTO_APPLIED, APPLIED_FLAGGED, PENDING_REVIEW = "AUTO_APPLIED", "APPLIED_FLAGGED", "PENDING_REVIEW"
+APPROVED, REJECTED = "APPROVED", "REJECTED"
+ADJUSTMENT_STATUSES = (AUTO_APPLIED, APPLIED_FLAGGED, PENDING_REVIEW, APPROVED, REJECTED)
+ADJUSTMENT_COLUMNS = [
+    "adjustment_id", "tenant", "order_id", "invoice_number", "adjustment_seq", "created_at",
+    "adjustment_date", "issued_cents", "previously_applied_cents", "recomputed_cents", "delta_cents",
+    "kind", "reason", "status", "applied", "flagged", "supersedes",
+]  # fmt: skip
+STATEMENT_COLUMNS = [
+    "tenant", "month", "month_start", "month_end", "currency", "invoiced_orders", "gross_cents",
+    "discount_rate", "discount_cents", "minimum_fee_cents", "minimum_top_up_cents",
+    "adjustments_count", "adjustments_cents", "pending_review_cents", "net_due_cents",
+    "overdue_invoices", "overdue_cents", "as_of",
+]  # fmt: skip
+REPORT_COLUMNS = [
+    "tenant", "day", "invoices_issued", "invoiced_cents", "held_orders", "held_cents", "hold_reasons",
+    "adjustments_auto_applied", "adjustments_applied_flagged", "adjustments_pending_review",
+    "revenue_impact_cents", "pending_review_cents", "invoices_open", "invoices_overdue",
+    "invoices_paid", "status_breakdown", "overdue_cents", "as_of",
+]  # fmt: skip
+
+
+def _as_of_date(as_of: pd.Timestamp) -> date:
+    return pd.Timestamp(as_of).tz_convert("UTC").date() if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of).date()
+
+
+def _dates(series: pd.Series) -> pd.Series:
+    return pd.to_datetime(pd.Series(series, dtype=object), errors="coerce")
+
+
+def _empty_adjustments() -> pd.DataFrame:
+    return pd.DataFrame(columns=["adjustment_id", "tenant", "invoice_number", "delta_cents", "status"])
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Adjustments
+
+
+def compute_adjustments(
+    issued: pd.DataFrame,
+    recomputed: pd.DataFrame,
+    existing_adjustments: pd.DataFrame | None,
+    policies: TenantRegistry | pd.DataFrame | None,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """New RECALCULATION adjustments (columns `ADJUSTMENT_COLUMNS`) for issued invoices whose
+    recomputed amount differs from issued + applied adjustments.
+
+    `issued`: tenant, order_id, invoice_number, amount_cents. `recomputed`: tenant, order_id,
+    amount_cents (from `price_orders`). `existing_adjustments`: adjustment_id, tenant,
+    invoice_number, delta_cents, status. No row is added when a PENDING_REVIEW or REJECTED adjustment
+    with the same delta already exists; a new row lists in `supersedes` the ids of that invoice's pending
+    adjustments with another delta (the caller marks them superseded). Invoices absent from
+    `recomputed` are skipped. Idempotent: re-running with the returned rows added yields nothing.
+    """
+    if issued is None or issued.empty or recomputed is None or recomputed.empty:
+        return pd.DataFrame(columns=ADJUSTMENT_COLUMNS)
+    existing = existing_adjustments if existing_adjustments is not None and len(existing_adjustments) else _empty_adjustments()
+    inv = issued[["tenant", "order_id", "invoice_number", "amount_cents"]].rename(columns={"amount_cents": "issued_cents"})
+    rec = recomputed[["tenant", "order_id", "amount_cents"]].rename(columns={"amount_cents": "recomputed_cents"})
+    inv = inv.merge(rec, how="inner", on=["tenant", "order_id"])
+    inv = inv.merge(applied_adjustment_totals(existing), how="left", on=["tenant", "invoice_number"])
+    inv["previously_applied_cents"] = as_int(inv.pop("applied_cents"))
+    inv["issued_cents"] = inv["issued_cents"].astype(np.int64)
+    inv["recomputed_cents"] = inv["recomputed_cents"].astype(np.int64)
+    inv["delta_cents"] = inv["recomputed_cents"] - inv["issued_cents"] - inv["previously_applied_cents"]
+    inv = inv[inv["delta_cents"] != 0]
+
+    pending = existing[existing["status"] == PENDING_REVIEW][["tenant", "invoice_number", "adjustment_id", "delta_cents"]]
+    # The same correction is not asked for twice: not while it waits for review, and not after a
+    # reviewer rejected it (a different delta, from newer events, is a new question).
+    reviewed = existing[existing["status"].isin([PENDING_REVIEW, REJECTED])][["tenant", "invoice_number", "delta_cents"]]
+    same = inv.merge(reviewed, how="inner", on=["tenant", "invoice_number", "delta_cents"])[["tenant", "invoice_number"]]
+    inv = inv.merge(same.drop_duplicates().assign(_dup=True), how="left", on=["tenant", "invoice_number"])
+    inv = inv[inv["_dup"].isna()].drop(columns="_dup")
+    if inv.empty:
+        return pd.DataFrame(columns=ADJUSTMENT_COLUMNS)
+
+    stale = pending.astype({"adjustment_id": str}).sort_values("adjustment_id")
+    stale = stale.groupby(["tenant", "invoice_number"])["adjustment_id"].agg(",".join).rename("supersedes").reset_index()
+    inv = inv.merge(stale, how="left", on=["tenant", "invoice_number"])
+    inv["supersedes"] = inv["supersedes"].fillna("")
+    count = existing.groupby(["tenant", "invoice_number"]).size().rename("_n").reset_index()
+    inv = inv.merge(count, how="left", on=["tenant", "invoice_number"])
+    inv["adjustment_seq"] = as_int(inv.pop("_n")) + 1
+    inv["adjustment_id"] = inv["invoice_number"] + "-A" + inv["adjustment_seq"].astype(str).str.zfill(2)
+
+    limits = policy_table(policies, inv["tenant"].unique()).set_index("tenant")
+    auto = inv["tenant"].map(limits["tariff_adjustment_auto_limit_cents"]).astype(np.int64)
+    review = inv["tenant"].map(limits["tariff_adjustment_review_limit_cents"]).astype(np.int64)
+    size = inv["delta_cents"].abs()
+    inv["status"] = np.select([size < auto, size <= review], [AUTO_APPLIED, APPLIED_FLAGGED], default=PENDING_REVIEW)
+    inv["applied"] = inv["status"] != PENDING_REVIEW
+    inv["flagged"] = inv["status"] == APPLIED_FLAGGED
+    inv["kind"] = np.where(inv["delta_cents"] < 0, "credit", "debit")
+    inv["reason"] = RECALCULATION
+    as_of = pd.Timestamp(as_of)
+    inv["created_at"] = pd.Series(as_of, index=inv.index).dt.tz_convert("UTC")
+    inv["adjustment_date"] = _as_of_date(as_of)
+    return inv[ADJUSTMENT_COLUMNS].sort_values(["tenant", "invoice_number"]).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Monthly statements
+
+
+def _discount_tiers(policies: TenantRegistry | pd.DataFrame | None, tenants: list[str]) -> pd.DataFrame:
+    """Long frame tenant, min_orders, rate, num, den (loops over tenants and their few tiers only)."""
+    known = {p.tenant: p.tariff.volume_discounts for p in policies.policies} if isinstance(policies, TenantRegistry) else {}
+    default = Tariff().volume_discounts
+    rows = [
+        (t, tier.min_orders, tier.rate, *ratio(tier.rate)) for t in tenants for tier in known.get(t, default)
+    ]
+    return pd.DataFrame(rows, columns=["tenant", "min_orders", "rate", "num", "den"])
+
+
+def _with_applied_adjustments(invoices: pd.DataFrame, adjustments: pd.DataFrame | None, until: pd.Timestamp) -> pd.Series:
+    """Invoice amount plus its applied adjustments created at or before `until` (what is owed)."""
+    adj = adjustments if adjustments is not None and len(adjustments) else None
+    if adj is None:
+        return invoices["amount_cents"].astype(np.int64)
+    if "created_at" in adj.columns:
+        adj = adj[pd.to_datetime(adj["created_at"], utc=True) <= until]
+    owed = invoices[["tenant", "invoice_number"]].merge(applied_adjustment_totals(adj), how="left", on=["tenant", "invoice_number"])
+    return invoices["amount_cents"].astype(np.int64) + as_int(owed["applied_cents"]).to_numpy()
+
+
+def _overdue_mask(invoices: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
+    """Issued by as_of, due strictly before the as_of date, and not paid by as_of."""
+    as_of_day = pd.Timestamp(_as_of_date(as_of))
+    issued = _dates(invoices["invoice_date"]) <= as_of_day
+    due = _dates(invoices["due_date"]) < as_of_day
+    unpaid = pd.Series(True, index=invoices.index)
+    if "paid_at" in invoices.columns:
+        paid_at = pd.to_datetime(invoices["paid_at"], utc=True)
+        unpaid = paid_at.isna() | (paid_at > as_of)
+    return (issued & due & unpaid).to_numpy()
+
+
+def build_monthly_statements(
+    invoices: pd.DataFrame,
+    adjustments: pd.DataFrame | None,
+    policies: TenantRegistry | pd.DataFrame | None,
+    month_start: date,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """One statement per tenant (every registry tenant, plus any tenant with invoices) for the
+    month starting `month_start`, columns `STATEMENT_COLUMNS`.
+
+    Month's invoices: invoice_date in the month and <= as_of date. Volume discount tier by their
+    count, floor(gross × rate); minimum monthly fee top-up on gross − discount; adjustments =
+    applied adjustments whose adjustment_date is in the month (<= as_of); net = gross − discount +
+    top-up + adjustments. Overdue: all the tenant's invoices (any month) past due at as_of.
+    """
+    as_of = pd.Timestamp(as_of)
+    as_of_day = pd.Timestamp(_as_of_date(as_of))
+    start = pd.Timestamp(month_start).replace(day=1)
+    end = start + pd.offsets.MonthBegin(1)
+    inv = invoices if invoices is not None else pd.DataFrame(columns=["tenant", "invoice_number", "invoice_date", "due_date", "amount_cents"])
+    adj = adjustments if adjustments is not None and len(adjustments) else _empty_adjustments().assign(adjustment_date=None)
+
+    tenants = sorted(set(policies.tenants if isinstance(policies, TenantRegistry) else [])
+                     | set(policies["tenant"] if isinstance(policies, pd.DataFrame) else [])
+                     | set(inv["tenant"]))  # fmt: skip
+    st = pd.DataFrame({"tenant": tenants})
+    day = _dates(inv["invoice_date"])
+    in_month = inv[((day >= start) & (day < end) & (day <= as_of_day)).to_numpy()]
+    gross = in_month.groupby("tenant")["amount_cents"].agg(["size", "sum"])
+    st["invoiced_orders"] = as_int(st["tenant"].map(gross["size"]))
+    st["gross_cents"] = as_int(st["tenant"].map(gross["sum"]))
+
+    tiers = _discount_tiers(policies, tenants).merge(st[["tenant", "invoiced_orders"]], on="tenant")
+    tiers = tiers[tiers["invoiced_orders"] >= tiers["min_orders"]].sort_values("min_orders").drop_duplicates("tenant", keep="last")
+    st = st.merge(tiers[["tenant", "rate", "num", "den"]], how="left", on="tenant")
+    st["discount_rate"] = st.pop("rate").fillna(0.0).astype(float)
+    st["discount_cents"] = mul_floor(st["gross_cents"], st.pop("num").fillna(0), st.pop("den").fillna(1))
+
+    table = policy_table(policies, tenants).set_index("tenant")
+    st["currency"] = st["tenant"].map(table["currency"])
+    st["minimum_fee_cents"] = st["tenant"].map(table["tariff_minimum_monthly_fee_cents"]).astype(np.int64)
+    st["minimum_top_up_cents"] = np.maximum(st["minimum_fee_cents"] - (st["gross_cents"] - st["discount_cents"]), 0)
+
+    adj_day = _dates(adj["adjustment_date"]) if "adjustment_date" in adj.columns else _dates(pd.to_datetime(adj["created_at"], utc=True).dt.date)
+    adj_month = adj[((adj_day >= start) & (adj_day < end) & (adj_day <= as_of_day)).to_numpy()]
+    applied = adj_month[adj_month["status"].isin(APPLIED_STATUSES)].groupby("tenant")["delta_cents"].agg(["size", "sum"])
+    pending = adj_month[adj_month["status"] == PENDING_REVIEW].groupby("tenant")["delta_cents"].sum()
+    st["adjustments_count"] = as_int(st["tenant"].map(applied["size"]))
+    st["adjustments_cents"] = as_int(st["tenant"].map(applied["sum"]))
+    st["pending_review_cents"] = as_int(st["tenant"].map(pending))
+    st["net_due_cents"] = st["gross_cents"] - st["discount_cents"] + st["minimum_top_up_cents"] + st["adjustments_cents"]
+
+    overdue = inv[_overdue_mask(inv, as_of)] if len(inv) else inv
+    owed = overdue.assign(_owed=_with_applied_adjustments(overdue, adjustments, as_of)) if len(overdue) else overdue.assign(_owed=0)
+    by_tenant = owed.groupby("tenant")["_owed"].agg(["size", "sum"])
+    st["overdue_invoices"] = as_int(st["tenant"].map(by_tenant["size"]))
+    st["overdue_cents"] = as_int(st["tenant"].map(by_tenant["sum"]))
+    st["month"] = start.strftime("%Y%m")
+    st["month_start"] = start.date()
+    st["month_end"] = (end - pd.Timedelta(days=1)).date()
+    st["as_of"] = pd.Series(as_of, index=st.index).dt.tz_convert("UTC") if as_of.tzinfo else as_of
+    for col in ("discount_cents", "minimum_top_up_cents", "net_due_cents"):
+        st[col] = st[col].astype(np.int64)
+    return st[STATEMENT_COLUMNS]
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Daily billing report
+
+
+def _counts_text(frame: pd.DataFrame, key: str, value: str) -> pd.Series:
+    """Per tenant "a:2,b:1" from a long (tenant, key, count) frame, keys sorted."""
+    if frame.empty:
+        return pd.Series(dtype=object)
+    f = frame.sort_values(["tenant", key])
+    text = f[key].astype(str) + ":" + f[value].astype(str)
+    return text.groupby(f["tenant"]).agg(",".join)
+
+
+def build_billing_report(
+    invoices: pd.DataFrame,
+    billable: pd.DataFrame,
+    adjustments: pd.DataFrame | None,
+    as_of: pd.Timestamp,
+    day: date,
+) -> pd.DataFrame:
+    """One row per tenant for `day` (columns `REPORT_COLUMNS`).
+
+    Issued: invoices with invoice_date == day. Held: orders of `billable` held at as_of whose
+    invoice_date <= day (the backlog), `hold_reasons` as "CODE:count" and held_cents when
+    `billable` carries amount_cents (priced totals). Adjustments: those dated `day`, by status;
+    revenue impact = their applied deltas. Status breakdown over every invoice issued by `day`:
+    paid (paid_at <= as_of, when invoices carry paid_at), overdue at as_of, else open.
+    """
+    as_of = pd.Timestamp(as_of)
+    the_day = pd.Timestamp(day)
+    inv = invoices if invoices is not None else pd.DataFrame(columns=["tenant", "invoice_number", "invoice_date", "due_date", "amount_cents"])
+    bil = billable if billable is not None else pd.DataFrame(columns=["tenant", "order_id", "invoice_date", "held", "hold_reasons"])
+    adj = adjustments if adjustments is not None and len(adjustments) else _empty_adjustments().assign(adjustment_date=None)
+    tenants = sorted(set(inv["tenant"]) | set(bil["tenant"]) | set(adj["tenant"]))
+    rep = pd.DataFrame({"tenant": tenants})
+    m = lambda s: as_int(rep["tenant"].map(s))  # noqa: E731  (per-tenant count/sum, 0 when none)
+
+    inv_day = _dates(inv["invoice_date"])
+    issued = inv[(inv_day == the_day).to_numpy()].groupby("tenant")["amount_cents"].agg(["size", "sum"])
+    rep["invoices_issued"] = m(issued["size"])
+    rep["invoiced_cents"] = m(issued["sum"])
+
+    held = bil[(bil["held"].astype(bool) & (_dates(bil["invoice_date"]) <= the_day)).to_numpy()]
+    rep["held_orders"] = m(held.groupby("tenant").size())
+    held_cents = held.groupby("tenant")["amount_cents"].sum() if "amount_cents" in held.columns else pd.Series(dtype=np.int64)
+    rep["held_cents"] = m(held_cents)
+    codes = held.assign(code=held["hold_reasons"].str.split(",")).explode("code")
+    codes = codes.groupby(["tenant", "code"]).size().rename("n").reset_index()
+    rep["hold_reasons"] = rep["tenant"].map(_counts_text(codes, "code", "n")).fillna("")
+
+    adj_day = _dates(adj["adjustment_date"]) if "adjustment_date" in adj.columns else _dates(pd.to_datetime(adj["created_at"], utc=True).dt.date)
+    today = adj[(adj_day == the_day).to_numpy()]
+    for status, col in ((AUTO_APPLIED, "adjustments_auto_applied"), (APPLIED_FLAGGED, "adjustments_applied_flagged"), (PENDING_REVIEW, "adjustments_pending_review")):
+        rep[col] = m(today[today["status"] == status].groupby("tenant").size())
+    rep["revenue_impact_cents"] = m(today[today["status"].isin(APPLIED_STATUSES)].groupby("tenant")["delta_cents"].sum())
+    rep["pending_review_cents"] = m(today[today["status"] == PENDING_REVIEW].groupby("tenant")["delta_cents"].sum())
+
+    book = inv[(inv_day <= the_day).to_numpy()].copy()
+    paid = pd.Series(False, index=book.index)
+    if "paid_at" in book.columns:
+        paid_at = pd.to_datetime(book["paid_at"], utc=True)
+        paid = paid_at.notna() & (paid_at <= as_of)
+    overdue = pd.Series(_overdue_mask(book, as_of), index=book.index) if len(book) else paid
+    book["state"] = np.select([paid.to_numpy(), overdue.to_numpy()], ["paid", "overdue"], default="open")
+    states = book.groupby(["tenant", "state"]).size().rename("n").reset_index()
+    for state in ("open", "overdue", "paid"):
+        rep[f"invoices_{state}"] = m(states[states["state"] == state].set_index("tenant")["n"])
+    rep["status_breakdown"] = "open:" + rep["invoices_open"].astype(str) + ",overdue:" + rep["invoices_overdue"].astype(str) + ",paid:" + rep["invoices_paid"].astype(str)
+    late = book[book["state"] == "overdue"]
+    owed = _with_applied_adjustments(late, adjustments, as_of) if len(late) else pd.Series(dtype=np.int64)
+    rep["overdue_cents"] = m(owed.groupby(late["tenant"]).sum() if len(late) else pd.Series(dtype=np.int64))
+    rep["day"] = the_day.date()
+    rep["as_of"] = as_of
+    return rep[REPORT_COLUMNS]

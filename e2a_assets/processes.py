@@ -1,0 +1,78 @@
+"""Starting and stopping the long-running pieces (`e2a up`): receiver, webserver, daemon."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+def _restore_signals() -> None:
+    # A non-interactive parent may start children with SIGINT ignored; Dagster copies that onto
+    # SIGTERM and would then ignore both (DAGSTER-NOTES §11).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@dataclass
+class ProcessGroup:
+    """Child processes, each in its own process group, stopped together with SIGINT."""
+
+    tmpdir: Path
+    children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
+        """Start a child in a new session; its output goes to `log` (appended) when given."""
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
+        child_env = {**os.environ, "TMPDIR": str(self.tmpdir), **(env or {})}
+        out = open(log, "ab") if log else None  # noqa: SIM115 - owned by the child for its lifetime
+        proc = subprocess.Popen(args, env=child_env, preexec_fn=_restore_signals, start_new_session=True,
+                                stdout=out, stderr=subprocess.STDOUT if out else None)
+        if out:
+            out.close()
+        self.children.append((name, proc))
+        return proc
+
+    def failed(self) -> str | None:
+        for name, proc in self.children:
+            if proc.poll() is not None:
+                return f"{name} exited with code {proc.returncode}"
+        return None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for _, proc in self.children:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for _, proc in self.children:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def wait_http(url: str, timeout: float, group: ProcessGroup) -> bool:
+    """Poll `url` until it answers 2xx, a child dies, or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if group.failed():
+            return False
+        try:
+            if httpx.get(url, timeout=2).is_success:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def tool(name: str) -> str:
+    """A console script installed next to the running Python (the project's venv)."""
+    return str(Path(sys.executable).with_name(name))

@@ -1,0 +1,86 @@
+"""The one place that reads e2a's environment (DOMAIN §7). Everything else receives values."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from e2a_assets.domain.policies import PolicyError, TenantRegistry, load_registry
+from e2a_assets.warehouse.engine import sqlite_url
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _number(environ: Mapping[str, str], name: str, kind: type = float) -> float | int | None:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise PolicyError(f"environment variable {name}={raw!r} is not a valid {kind.__name__}") from None
+    if value <= 0 and name != "INVOICE_PAYMENT_TERMS_DAYS":
+        raise PolicyError(f"environment variable {name} must be > 0")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """e2a's configuration: warehouse, data directory, tenant registry and policy overrides."""
+
+    data_dir: Path
+    database_url: str
+    policies_dir: Path
+    tenants_file: Path
+    default_tenant: str = "demo-3pl"
+    sla_response_hours: float | None = None
+    sla_delivery_hours: float | None = None
+    payment_terms_days: int | None = None
+    alert_webhook_url: str | None = None
+    # The environment as read here once: tenants.yaml names the variables that hold each
+    # tenant's webhook signing secret (`webhook_secret_env`).
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    allow_dev_secrets: bool = True
+    # Settings that came from the environment, by field: bound as dg.EnvVar so the UI shows the
+    # variable's name, never its value (a database password, an alert URL).
+    env_names: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("E2A_DATA_DIR") or PROJECT_ROOT / "data").resolve()
+        policies_dir = Path(env.get("E2A_POLICIES_DIR") or PROJECT_ROOT / "policies").resolve()
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("DATABASE_URL") or sqlite_url(data_dir / "warehouse.sqlite"),
+            policies_dir=policies_dir,
+            tenants_file=Path(env.get("E2A_TENANTS_FILE") or policies_dir / "tenants.yaml").resolve(),
+            default_tenant=env.get("DEFAULT_TENANT") or "demo-3pl",
+            sla_response_hours=_number(env, "SLA_RESPONSE_HOURS"),
+            sla_delivery_hours=_number(env, "SLA_DELIVERY_HOURS"),
+            payment_terms_days=_number(env, "INVOICE_PAYMENT_TERMS_DAYS", int),
+            alert_webhook_url=env.get("E2A_ALERT_WEBHOOK_URL") or None,
+            secrets=dict(env),
+            allow_dev_secrets=env.get("E2A_STRICT_SECRETS") != "1",
+            env_names={f: n for f, n in (("database_url", "DATABASE_URL"), ("alert_webhook_url", "E2A_ALERT_WEBHOOK_URL"))
+                       if env.get(n)},
+        )
+
+    @property
+    def invoice_dir(self) -> Path:
+        return self.data_dir / "invoices"
+
+    def registry(self) -> TenantRegistry:
+        return load_registry(
+            self.policies_dir,
+            self.tenants_file,
+            overrides={
+                "response_hours": self.sla_response_hours,
+                "delivery_hours": self.sla_delivery_hours,
+                "payment_terms_days": self.payment_terms_days,
+            },
+            environ=self.secrets,
+            allow_dev_secrets=self.allow_dev_secrets,
+        )

@@ -1,0 +1,216 @@
+"""The landing zone: append-only event log, dead letters, and cohort lookups over them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+from sqlalchemy import Engine, and_, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from e2a_assets.domain.events import ACCEPTED, CanonicalEvent
+from e2a_assets.warehouse.frames import normalise
+from e2a_assets.warehouse.schema import dead_letters, event_log, orders, webhook_events
+
+SIGNATURE_HEADERS = frozenset({"x-shopify-hmac-sha256", "x-e2a-hmac-sha256"})
+
+
+def _insert(conn: Connection):
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    return dialect.insert(event_log)
+
+
+def append_events(
+    conn: Connection, events: Sequence[CanonicalEvent], received_at: dt.datetime
+) -> list[bool]:
+    """Insert events that are new on (tenant, source, event_id); True where a row was written.
+
+    Runs inside the caller's transaction, so a batch is committed (or not) as a whole.
+    """
+    if not events:
+        return []
+    rows = []
+    seen: set[tuple[str, str, str]] = set()
+    for ev in events:
+        key = (ev.tenant, ev.source, ev.event_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        row = ev.row()
+        row["received_at"] = received_at
+        rows.append(row)
+    stmt = (
+        _insert(conn)
+        .on_conflict_do_nothing(index_elements=["tenant", "source", "event_id"])
+        .returning(event_log.c.tenant, event_log.c.source, event_log.c.event_id)
+    )
+    inserted = {tuple(r) for r in conn.execute(stmt, rows).all()}
+    result = []
+    for ev in events:
+        key = (ev.tenant, ev.source, ev.event_id)
+        # Only the first copy of a key inside one batch counts as the stored one.
+        result.append(key in inserted)
+        inserted.discard(key)
+    return result
+
+
+def add_dead_letter(
+    conn: Connection,
+    *,
+    tenant: str,
+    source: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    reason: str,
+    received_at: dt.datetime,
+) -> int:
+    """Keep a signed but malformed delivery, raw body included, for inspection and replay."""
+    kept = {k: v for k, v in headers.items() if k.lower() not in SIGNATURE_HEADERS}
+    result = conn.execute(
+        dead_letters.insert().values(
+            tenant=tenant,
+            source=source,
+            headers=json.dumps(kept, sort_keys=True),
+            body=body,
+            reason=reason[:2000],
+            received_at=received_at,
+            status="pending",
+            replay_attempts=0,
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def pending_dead_letters(conn: Connection, tenant: str | None = None, limit: int | None = None) -> list[Any]:
+    stmt = select(dead_letters).where(dead_letters.c.status == "pending").order_by(dead_letters.c.id)
+    if tenant:
+        stmt = stmt.where(dead_letters.c.tenant == tenant)
+    if limit:
+        stmt = stmt.limit(limit)
+    return list(conn.execute(stmt).mappings())
+
+
+def mark_dead_letter(conn: Connection, letter_id: int, *, replayed: bool, error: str | None, at: dt.datetime) -> None:
+    conn.execute(
+        update(dead_letters)
+        .where(dead_letters.c.id == letter_id)
+        .values(
+            status="replayed" if replayed else "pending",
+            replay_attempts=dead_letters.c.replay_attempts + 1,
+            last_replayed_at=at,
+            last_error=error,
+        )
+    )
+
+
+def _day_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    lo = dt.datetime.combine(start, dt.time(), tzinfo=dt.timezone.utc)
+    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    return lo, hi
+
+
+def cohort_events(engine: Engine, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """All accepted events of the orders whose cohort day lies in [start, end], with `cohort_day`.
+
+    An order's cohort time is its Shopify `created_at`, else its earliest event (DOMAIN §2).
+    Either way one of its events has `order_created_at` or `occurred_at` inside the range, which
+    narrows the candidates through indexes before the exact cohort is computed.
+    """
+    lo, hi = _day_bounds(start, end)
+    log = event_log
+    accepted = log.c.status == ACCEPTED
+    candidates = (
+        select(log.c.tenant, log.c.order_id)
+        .where(
+            accepted,
+            or_(
+                and_(log.c.order_created_at >= lo, log.c.order_created_at < hi),
+                and_(log.c.occurred_at >= lo, log.c.occurred_at < hi),
+            ),
+        )
+        .distinct()
+        .subquery("candidates")
+    )
+    cohort_ts = func.coalesce(func.min(log.c.order_created_at), func.min(log.c.occurred_at))
+    cohorts = (
+        select(log.c.tenant, log.c.order_id, cohort_ts.label("cohort_ts"))
+        .join(candidates, and_(log.c.tenant == candidates.c.tenant, log.c.order_id == candidates.c.order_id))
+        .where(accepted)
+        .group_by(log.c.tenant, log.c.order_id)
+        .having(and_(cohort_ts >= lo, cohort_ts < hi))
+        .subquery("cohorts")
+    )
+    columns = [log.c[c.name] for c in webhook_events.columns if c.name != "cohort_day"]
+    stmt = (
+        select(*columns, cohorts.c.cohort_ts)
+        .join(cohorts, and_(log.c.tenant == cohorts.c.tenant, log.c.order_id == cohorts.c.order_id))
+        .where(accepted)
+        .order_by(log.c.tenant, log.c.order_id, log.c.occurred_at, log.c.id)
+    )
+    with engine.connect() as conn:
+        frame = pd.read_sql(stmt, conn)
+    frame["cohort_day"] = pd.to_datetime(frame.pop("cohort_ts"), utc=True, format="mixed").dt.date
+    return normalise(frame, webhook_events)
+
+
+def cohort_days_of_orders(conn: Connection, keys: Iterable[tuple[str, str]]) -> pd.DataFrame:
+    """Current cohort day of each (tenant, order_id), and the day its row sits in now.
+
+    The second matters when an `order_created` arrives late with an earlier `created_at`: the
+    order moves to another cohort, and the partition that still holds it must be refreshed too.
+    `stored_day` is that partition (from the `orders` table), or None when not materialised yet.
+    """
+    keys = list(dict.fromkeys(keys))
+    out = []
+    log = event_log
+    for offset in range(0, len(keys), 500):
+        chunk = keys[offset : offset + 500]
+        wanted = tuple_(log.c.tenant, log.c.order_id).in_(chunk)
+        stmt = (
+            select(
+                log.c.tenant,
+                log.c.order_id,
+                func.min(log.c.order_created_at).label("created_ts"),
+                func.min(log.c.occurred_at).label("first_ts"),
+            )
+            .where(log.c.status == ACCEPTED, wanted)
+            .group_by(log.c.tenant, log.c.order_id)
+        )
+        found = pd.read_sql(stmt, conn)
+        stored = pd.read_sql(
+            select(orders.c.tenant, orders.c.order_id, orders.c.cohort_day.label("stored_day")).where(
+                tuple_(orders.c.tenant, orders.c.order_id).in_(chunk)
+            ),
+            conn,
+        )
+        out.append(found.merge(stored, on=["tenant", "order_id"], how="left"))
+    columns = ["tenant", "order_id", "cohort_day", "stored_day"]
+    if not out:
+        return pd.DataFrame(columns=columns)
+    frame = pd.concat(out, ignore_index=True)
+    created = pd.to_datetime(frame["created_ts"], utc=True, format="mixed")
+    first = pd.to_datetime(frame["first_ts"], utc=True, format="mixed")
+    frame["cohort_day"] = created.fillna(first).dt.date
+    frame["stored_day"] = pd.to_datetime(frame["stored_day"]).dt.date.astype(object).where(frame["stored_day"].notna(), None)
+    return frame[columns]
+
+
+def count_rows(conn: Connection, table, *where) -> int:  # noqa: ANN001
+    stmt = select(func.count()).select_from(table)
+    for clause in where:
+        stmt = stmt.where(clause)
+    return int(conn.execute(stmt).scalar_one())
+
+
+__all__ = [
+    "append_events",
+    "add_dead_letter",
+    "pending_dead_letters",
+    "mark_dead_letter",
+    "cohort_events",
+    "cohort_days_of_orders",
+    "count_rows",
+]

@@ -1,0 +1,417 @@
+"""The billing tables and the invoice ledger: number allocation, adjustments, reviews.
+
+`invoices`, `invoice_lines` and `invoice_adjustments` are a ledger (ARCHITECTURE principle 2):
+rows are inserted once and never updated or deleted by e2a. The only changes after insert are
+an adjustment's review status (PENDING_REVIEW -> APPROVED / REJECTED / SUPERSEDED) and an
+invoice's `paid_at`, which belongs to the finance system. Every other billing table is derived
+and replaced per partition like the rest of the warehouse.
+
+Invoice numbers come from `invoice_sequences`, one row per (tenant, YYYYMM): a run locks the
+rows of the months it numbers, reads which orders are still uninvoiced, numbers them with
+`plan_invoice_numbers`, inserts invoices and lines and advances the counters, all in one
+transaction. A second run numbering the same month waits for the first to commit, so numbers
+are unique and gapless; the unique constraints on the number and on (tenant, order_id) are the
+last guard.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    bindparam,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+from e2a_assets.domain.billing import plan_invoice_numbers
+from e2a_assets.domain.policies import TenantRegistry
+from e2a_assets.domain.statements import APPROVED, PENDING_REVIEW, REJECTED
+from e2a_assets.warehouse.frames import insert_frame, insert_new, read_table
+from e2a_assets.warehouse.schema import TS, flag_columns, metadata
+
+SUPERSEDED = "SUPERSEDED"
+ISSUED = "issued"
+_MONEY = ("operations_cents", "storage_cents", "services_cents", "returns_cents", "subtotal_cents",
+          "minimum_top_up_cents", "multiplier_cents", "amount_cents")  # fmt: skip
+
+# Orders that reached a billable state (shipped, delivered, cancelled after a pick), per cohort day.
+completed_orders = Table(
+    "completed_orders",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("order_name", String(128)),
+    Column("cohort_day", Date, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("completion", String(16), nullable=False),  # shipped | delivered | cancelled
+    Column("completed_at", TS, nullable=False),
+    *[Column(name, TS) for name in ("created_at", "picked_at", "shipped_at", "delivered_at", "cancelled_at", "returned_at")],
+    Column("flags", String(256), nullable=False, default=""),
+    *flag_columns(),
+    Column("as_of", TS, nullable=False),
+    UniqueConstraint("tenant", "order_id", name="uq_completed_orders_order"),
+    Index("ix_completed_orders_day", "cohort_day", "tenant"),
+)
+
+# Billable or held orders priced as of the run (held ones too: the report shows the amount on hold).
+billable_orders = Table(
+    "billable_orders",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("cohort_day", Date, nullable=False),
+    Column("created_at", TS),
+    Column("billable_at", TS, nullable=False),
+    Column("billable_basis", String(16), nullable=False),
+    Column("invoice_date", Date, nullable=False),
+    Column("billable", Boolean, nullable=False),
+    Column("held", Boolean, nullable=False),
+    Column("hold_reasons", String(256), nullable=False, default=""),
+    *[Column(c, Integer, nullable=False) for c in ("picks", "packs", "labels", "kitting", "returns", "storage_days")],
+    Column("flags", String(256), nullable=False, default=""),
+    *flag_columns(),
+    Column("currency", String(8), nullable=False),
+    *[Column(c, BigInteger, nullable=False) for c in _MONEY],
+    Column("as_of", TS, nullable=False),
+    UniqueConstraint("tenant", "order_id", name="uq_billable_orders_order"),
+    Index("ix_billable_orders_day", "cohort_day", "tenant"),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("invoice_number", String(96), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("cohort_day", Date, nullable=False),
+    Column("invoice_date", Date, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("payment_terms_days", Integer, nullable=False),
+    Column("invoice_month", String(6), nullable=False),  # YYYYMM of invoice_date
+    Column("invoice_seq", Integer, nullable=False),
+    Column("billable_at", TS, nullable=False),
+    Column("billable_basis", String(16), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("issued_at", TS, nullable=False),  # evaluation time (as_of) of the issuing run
+    Column("issued_run_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False, default=ISSUED),
+    Column("paid_at", TS),  # written by the finance system, never by e2a
+    UniqueConstraint("invoice_number", name="uq_invoices_number"),
+    UniqueConstraint("tenant", "order_id", name="uq_invoices_order"),
+    UniqueConstraint("tenant", "invoice_month", "invoice_seq", name="uq_invoices_seq"),
+    Index("ix_invoices_day", "cohort_day", "tenant"),
+    Index("ix_invoices_date", "invoice_date", "tenant"),
+)
+
+invoice_lines = Table(
+    "invoice_lines",
+    metadata,
+    Column("invoice_number", String(96), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("unit_cents", BigInteger, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    UniqueConstraint("invoice_number", "line_no", name="uq_invoice_lines_line"),
+)
+
+invoice_sequences = Table(
+    "invoice_sequences",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("invoice_month", String(6), nullable=False),
+    Column("last_seq", Integer, nullable=False, default=0),
+    Column("updated_at", TS),
+    PrimaryKeyConstraint("tenant", "invoice_month", name="pk_invoice_sequences"),
+)
+
+invoice_adjustments = Table(
+    "invoice_adjustments",
+    metadata,
+    Column("adjustment_id", String(128), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("invoice_number", String(96), nullable=False),
+    Column("cohort_day", Date, nullable=False),
+    Column("adjustment_seq", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("adjustment_date", Date, nullable=False),
+    Column("issued_cents", BigInteger, nullable=False),
+    Column("previously_applied_cents", BigInteger, nullable=False),
+    Column("recomputed_cents", BigInteger, nullable=False),
+    Column("delta_cents", BigInteger, nullable=False),
+    Column("kind", String(8), nullable=False),  # debit | credit
+    Column("reason", String(32), nullable=False),
+    # AUTO_APPLIED | APPLIED_FLAGGED | PENDING_REVIEW | APPROVED | REJECTED | SUPERSEDED
+    Column("status", String(16), nullable=False),
+    Column("applied", Boolean, nullable=False),
+    Column("flagged", Boolean, nullable=False),
+    Column("supersedes", String(512), nullable=False, default=""),
+    Column("superseded_by", String(128)),
+    Column("reviewed_at", TS),
+    Column("reviewed_by", String(128)),
+    Column("created_run_id", String(64), nullable=False),
+    UniqueConstraint("adjustment_id", name="uq_invoice_adjustments_id"),
+    Index("ix_invoice_adjustments_invoice", "tenant", "invoice_number"),
+    Index("ix_invoice_adjustments_day", "cohort_day", "tenant"),
+)
+
+monthly_statements = Table(
+    "monthly_statements",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("month", String(6), nullable=False),
+    Column("month_start", Date, nullable=False),
+    Column("month_end", Date, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("invoiced_orders", Integer, nullable=False),
+    Column("gross_cents", BigInteger, nullable=False),
+    Column("discount_rate", Float, nullable=False),
+    Column("discount_cents", BigInteger, nullable=False),
+    Column("minimum_fee_cents", BigInteger, nullable=False),
+    Column("minimum_top_up_cents", BigInteger, nullable=False),
+    Column("adjustments_count", Integer, nullable=False),
+    Column("adjustments_cents", BigInteger, nullable=False),
+    Column("pending_review_cents", BigInteger, nullable=False),
+    Column("net_due_cents", BigInteger, nullable=False),
+    Column("overdue_invoices", Integer, nullable=False),
+    Column("overdue_cents", BigInteger, nullable=False),
+    Column("as_of", TS, nullable=False),
+    UniqueConstraint("tenant", "month", name="uq_monthly_statements_month"),
+)
+
+billing_report = Table(
+    "billing_report",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("day", Date, nullable=False),
+    *[Column(c, Integer, nullable=False) for c in ("invoices_issued",)],
+    Column("invoiced_cents", BigInteger, nullable=False),
+    Column("held_orders", Integer, nullable=False),
+    Column("held_cents", BigInteger, nullable=False),
+    Column("hold_reasons", String(512), nullable=False, default=""),
+    *[Column(c, Integer, nullable=False) for c in
+      ("adjustments_auto_applied", "adjustments_applied_flagged", "adjustments_pending_review")],
+    Column("revenue_impact_cents", BigInteger, nullable=False),
+    Column("pending_review_cents", BigInteger, nullable=False),
+    *[Column(c, Integer, nullable=False) for c in ("invoices_open", "invoices_overdue", "invoices_paid")],
+    Column("status_breakdown", String(128), nullable=False),
+    Column("overdue_cents", BigInteger, nullable=False),
+    Column("as_of", TS, nullable=False),
+    UniqueConstraint("tenant", "day", name="uq_billing_report_day"),
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Issuing invoices
+
+
+def _lock_sequences(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Create the missing (tenant, month) counters and lock them; returns their current values.
+
+    The insert comes first on purpose: on SQLite it is the statement that takes the database
+    write lock, so every read after it sees the latest committed ledger (no stale snapshot); on
+    Postgres `SELECT ... FOR UPDATE` (in key order, so two runs never deadlock) makes a second
+    run numbering the same month wait until the first commits.
+    """
+    rows = pd.DataFrame(keys, columns=["tenant", "invoice_month"]).assign(last_seq=0)
+    insert_new(conn, invoice_sequences, rows, ["tenant", "invoice_month"])
+    stmt = (
+        select(invoice_sequences.c.tenant, invoice_sequences.c.invoice_month, invoice_sequences.c.last_seq)
+        .where(tuple_(invoice_sequences.c.tenant, invoice_sequences.c.invoice_month).in_(keys))
+        .order_by(invoice_sequences.c.tenant, invoice_sequences.c.invoice_month)
+        .with_for_update()
+    )
+    return {(t, m): int(s) for t, m, s in conn.execute(stmt)}
+
+
+def _already_invoiced(conn: Connection, frame: pd.DataFrame) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for tenant, orders in frame.groupby("tenant")["order_id"]:
+        ids = list(orders)
+        for start in range(0, len(ids), 1000):
+            stmt = select(invoices.c.tenant, invoices.c.order_id).where(
+                and_(invoices.c.tenant == tenant, invoices.c.order_id.in_(ids[start : start + 1000]))
+            )
+            found.update((t, o) for t, o in conn.execute(stmt))
+    return found
+
+
+def issue_invoices(
+    engine: Engine,
+    priced_new_invoices: pd.DataFrame,
+    lines: pd.DataFrame,
+    policies: TenantRegistry | pd.DataFrame | None,
+    run_id: str,
+    as_of: pd.Timestamp,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Number and insert invoices for the orders of `priced_new_invoices` not invoiced yet.
+
+    `priced_new_invoices`: tenant, order_id, cohort_day, invoice_date, billable_at,
+    billable_basis, amount_cents, currency (priced billable orders); `lines`: their
+    `price_orders` lines. One transaction: lock the (tenant, month) counters, skip orders that
+    already have an invoice, plan numbers, insert invoices and lines, advance the counters.
+    Returns the (invoices, lines) rows written.
+    """
+    empty = (pd.DataFrame(columns=[c.name for c in invoices.columns]),
+             pd.DataFrame(columns=[c.name for c in invoice_lines.columns]))  # fmt: skip
+    if priced_new_invoices is None or priced_new_invoices.empty:
+        return empty
+    candidates = priced_new_invoices.drop_duplicates(["tenant", "order_id"])
+    months = pd.to_datetime(pd.Series(candidates["invoice_date"], dtype=object)).dt.strftime("%Y%m")
+    keys = sorted(set(zip(candidates["tenant"], months)))
+    stamp = pd.Timestamp(as_of).tz_convert("UTC")
+    with engine.begin() as conn:
+        last_seq = _lock_sequences(conn, keys)
+        done = _already_invoiced(conn, candidates)
+        if done:
+            keep = [(t, o) not in done for t, o in zip(candidates["tenant"], candidates["order_id"])]
+            candidates = candidates[keep]
+        if candidates.empty:
+            return empty
+        planned = plan_invoice_numbers(candidates, last_seq, policies)
+        planned["issued_at"] = stamp
+        planned["issued_run_id"] = run_id
+        planned["status"] = ISSUED
+        planned["paid_at"] = None
+        rows = planned[[c.name for c in invoices.columns]]
+        insert_frame(conn, invoices, rows)
+        numbers = planned[["tenant", "order_id", "invoice_number"]]
+        issued_lines = lines.merge(numbers, how="inner", on=["tenant", "order_id"])[[c.name for c in invoice_lines.columns]]
+        insert_frame(conn, invoice_lines, issued_lines)
+        top = planned.groupby(["tenant", "invoice_month"])["invoice_seq"].max().reset_index()
+        conn.execute(
+            update(invoice_sequences)
+            .where(and_(invoice_sequences.c.tenant == bindparam("t"), invoice_sequences.c.invoice_month == bindparam("m")))
+            .values(last_seq=bindparam("s"), updated_at=stamp.to_pydatetime()),
+            [{"t": t, "m": m, "s": int(s)} for t, m, s in top.itertuples(index=False)],
+        )
+    return rows.reset_index(drop=True), issued_lines.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Adjustments
+
+
+def record_adjustments(engine: Engine, new: pd.DataFrame, cohort_days: pd.DataFrame, run_id: str) -> int:
+    """Insert new RECALCULATION adjustments and mark the pending ones they supersede.
+
+    `cohort_days` maps (tenant, invoice_number) to the invoice's cohort day. Inserted once per
+    `adjustment_id`; only PENDING_REVIEW rows are ever marked SUPERSEDED (never applied ones).
+    """
+    if new is None or new.empty:
+        return 0
+    rows = new.merge(cohort_days, how="left", on=["tenant", "invoice_number"])
+    rows["created_run_id"] = run_id
+    with engine.begin() as conn:
+        written = insert_new(conn, invoice_adjustments, rows, ["adjustment_id"])
+        stale = [(old, new_id) for new_id, ids in zip(rows["adjustment_id"], rows["supersedes"]) for old in ids.split(",") if old]
+        if stale:
+            conn.execute(
+                update(invoice_adjustments)
+                .where(and_(invoice_adjustments.c.adjustment_id == bindparam("old"),
+                            invoice_adjustments.c.status == PENDING_REVIEW))
+                .values(status=SUPERSEDED, superseded_by=bindparam("new_id")),
+                [{"old": o, "new_id": n} for o, n in stale],
+            )  # fmt: skip
+    return written
+
+
+def review_adjustment(engine: Engine, adjustment_id: str, approve: bool, reviewer: str, at: dt.datetime) -> bool:
+    """Approve (applied from then on) or reject a PENDING_REVIEW adjustment; False if not pending."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(invoice_adjustments)
+            .where(and_(invoice_adjustments.c.adjustment_id == adjustment_id,
+                        invoice_adjustments.c.status == PENDING_REVIEW))
+            .values(status=APPROVED if approve else REJECTED, applied=bool(approve), reviewed_at=at, reviewed_by=reviewer)
+        )  # fmt: skip
+    return bool(result.rowcount)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads
+
+
+def read_invoices(conn_or_engine: Any, tenant: str | None = None, month: str | None = None,
+                  first: dt.date | None = None, last: dt.date | None = None) -> pd.DataFrame:
+    """Invoices, optionally of one tenant, one invoice month (YYYYMM) and a cohort-day range."""
+    where = []
+    if tenant is not None:
+        where.append(invoices.c.tenant == tenant)
+    if month is not None:
+        where.append(invoices.c.invoice_month == month)
+    if first is not None:
+        where.append(invoices.c.cohort_day >= first)
+    if last is not None:
+        where.append(invoices.c.cohort_day <= last)
+    frame = read_table(conn_or_engine, invoices, where)
+    return frame.sort_values(["tenant", "invoice_month", "invoice_seq"]).reset_index(drop=True)
+
+
+def read_adjustments_for(conn_or_engine: Any, inv: pd.DataFrame) -> pd.DataFrame:
+    """Every adjustment of the given invoices (all of them when `inv` covers the whole ledger)."""
+    if inv is None or inv.empty:
+        return read_table(conn_or_engine, invoice_adjustments, [invoice_adjustments.c.adjustment_id.is_(None)])
+    numbers = sorted(set(inv["invoice_number"]))
+    parts = [
+        read_table(conn_or_engine, invoice_adjustments, [invoice_adjustments.c.invoice_number.in_(numbers[i : i + 1000])])
+        for i in range(0, len(numbers), 1000)
+    ]
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def adjustments_for_days(conn_or_engine: Any, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """Adjustments of the invoices of cohort days [first, last] or created on those days."""
+    c = invoice_adjustments.c
+    return read_table(conn_or_engine, invoice_adjustments,
+                      [or_(and_(c.cohort_day >= first, c.cohort_day <= last),
+                           and_(c.adjustment_date >= first, c.adjustment_date <= last))])  # fmt: skip
+
+
+def line_totals(conn_or_engine: Any, inv: pd.DataFrame) -> pd.DataFrame:
+    """Sum of the stored lines of the given invoices: invoice_number, lines_cents, lines."""
+    lines = read_table(
+        conn_or_engine, invoice_lines,
+        [invoice_lines.c.invoice_number.in_(sorted(set(inv["invoice_number"])))] if inv is not None and len(inv) else
+        [invoice_lines.c.invoice_number.is_(None)],
+        columns=["invoice_number", "amount_cents"],
+    )  # fmt: skip
+    out = lines.groupby("invoice_number")["amount_cents"].agg(["sum", "size"]).reset_index()
+    return out.rename(columns={"sum": "lines_cents", "size": "lines"})
+
+
+def inconsistent_invoices(conn_or_engine: Any, inv: pd.DataFrame) -> pd.DataFrame:
+    """Invoices whose amount differs from the sum of their lines (a damaged ledger row): they are
+    never "corrected" by adjustments, the amount check reports them."""
+    cols = ["tenant", "order_id", "invoice_number", "amount_cents", "lines_cents", "problem"]
+    if inv is None or inv.empty:
+        return pd.DataFrame(columns=cols)
+    both = inv.merge(line_totals(conn_or_engine, inv), how="left", on="invoice_number")
+    both["lines_cents"] = both["lines_cents"].fillna(0).astype("int64")  # a zero-amount invoice has no lines
+    bad = both[both["lines_cents"] != both["amount_cents"]]
+    return bad.assign(problem="lines_mismatch")[cols].reset_index(drop=True)

@@ -1,0 +1,384 @@
+"""The signed webhook receiver (DOMAIN §1.2): authenticate, bound, group-commit, answer honestly.
+
+Per request, in this order: body size from `Content-Length` (413 before reading anything), tenant
+from the route's header (401), raw body read with a hard 1 MiB cap (413 as soon as it passes),
+HMAC over the raw bytes in constant time (401), then the delivery joins a group commit. Parsing,
+validation, dedupe and dead letters belong to `Ingestor.ingest_many`; this module only maps its
+outcome to a status code. Nothing is answered 2xx before its transaction has committed.
+
+Group commit: concurrent requests put their delivery on an asyncio queue; one worker thread takes
+up to `max_batch` of them per transaction (waiting `batch_window_ms` for company when the queue
+is nearly empty) and each request awaits its own future. A failed transaction answers 503 to every
+request in it, so the senders retry and dedupe makes the retry safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any, Sequence
+
+from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from e2a_assets.domain.events import IGNORED
+from e2a_assets.domain.policies import TenantPolicy, TenantRegistry
+from e2a_assets.ingestion import DEAD_LETTER, DUPLICATE, STORED, Delivery, IngestResult, Ingestor
+from e2a_assets.warehouse.engine import ping
+from e2a_assets.webhooks.signing import (
+    E2A_TENANT_HEADER,
+    SHOPIFY_DOMAIN_HEADER,
+    signature_header,
+    verify,
+)
+
+log = logging.getLogger("e2a.webhooks")
+
+SOURCES = ("shopify", "wms", "carrier")
+
+# Outcomes counted on /metrics (one per answer the receiver can give).
+UNAUTHORIZED = "unauthorized"
+TOO_LARGE = "too_large"
+UNAVAILABLE = "unavailable"
+BAD_REQUEST = "bad_request"
+ERROR = "error"
+OUTCOMES = (STORED, DUPLICATE, IGNORED, DEAD_LETTER, UNAUTHORIZED, TOO_LARGE, BAD_REQUEST, UNAVAILABLE, ERROR)
+
+# Failures that mean "storage is not there right now": the whole batch is answered 503 at once.
+STORAGE_DOWN = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,  # connection pool exhausted
+    TimeoutError,
+    ConnectionError,
+)
+# Any database error answers 503 (the sender retries; dedupe makes that safe).
+STORAGE_ERRORS = (sa_exc.DBAPIError, *STORAGE_DOWN)
+
+# Headers never copied into a dead letter (credentials of a proxy or an operator's browser).
+_PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_UNAUTHORIZED_BODY = {"error": "unauthorized", "detail": "missing or invalid signature, or unknown tenant"}
+
+
+def _describe(exc: BaseException) -> str:
+    """Exception class and the first line of the driver's message: no SQL, no parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:200]}"
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError("no commit within the ingest timeout"))
+
+
+class GroupCommitter:
+    """Collects concurrent deliveries and commits them together on one worker thread."""
+
+    def __init__(self, ingestor: Ingestor, *, batch_window_ms: float = 2, max_batch: int = 256,
+                 max_pending: int | None = None):
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        self.ingestor = ingestor
+        self.window = max(0.0, batch_window_ms / 1000.0)
+        self.max_batch = max_batch
+        self.max_pending = max_pending or max(1024, 32 * max_batch)
+        self.batches = 0
+        self.batched_deliveries = 0
+        self.largest_batch = 0
+        self.failed_batches = 0
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    def start(self) -> None:
+        if self._task is not None and not self._task.done():
+            return
+        self._queue = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="e2a-group-commit")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="e2a-group-commit")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop the worker."""
+        if self._task is None:
+            return
+        assert self._queue is not None
+        self._queue.put_nowait(None)
+        try:
+            await self._task
+        finally:
+            self._task = None
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+
+    def full(self) -> bool:
+        return self.pending >= self.max_pending
+
+    async def submit(self, delivery: Delivery, timeout_s: float | None = None) -> IngestResult:
+        """Commit one delivery with whatever else is waiting; raises the batch's storage error.
+
+        After `timeout_s` the caller gets `TimeoutError` (the commit may still happen later,
+        which is harmless: the sender's retry is a duplicate).
+        """
+        if self._task is None or self._task.done():
+            self.start()  # also works when the server did not run the lifespan
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        self._queue.put_nowait((delivery, future))
+        # A timer rather than asyncio.wait_for: no extra task per request on the hot path.
+        timer = loop.call_later(timeout_s, _expire, future) if timeout_s else None
+        try:
+            return await future
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _drain(self, batch: list) -> bool:
+        """Move queued items into `batch`; False when the stop marker was met."""
+        assert self._queue is not None
+        while len(batch) < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return True
+            if item is None:
+                return False
+            batch.append(item)
+        return True
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        running = True
+        while running:
+            first = await self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            running = self._drain(batch)
+            if running and self.window and len(batch) < self.max_batch and len(batch) <= 1:
+                # A lone request: give concurrent senders a moment to share its transaction.
+                await asyncio.sleep(self.window)
+                running = self._drain(batch)
+            deliveries = [d for d, _ in batch]
+            try:
+                results = await loop.run_in_executor(self._executor, self._commit, deliveries)
+            except BaseException as exc:  # noqa: BLE001 - the executor itself failed
+                results = [exc] * len(batch)
+            self.batches += 1
+            self.batched_deliveries += len(batch)
+            self.largest_batch = max(self.largest_batch, len(batch))
+            for (_, future), result in zip(batch, results):
+                if future.done():  # the request gave up (client gone or timed out)
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+        # Anything left after the stop marker would never be answered: fail it as unavailable.
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None and not item[1].done():
+                item[1].set_exception(sa_exc.DisconnectionError("receiver shutting down"))
+
+    def _commit(self, deliveries: Sequence[Delivery]) -> list[IngestResult | BaseException]:
+        """Runs on the worker thread: one transaction for the batch."""
+        try:
+            return self.ingestor.ingest_many(deliveries)
+        except STORAGE_DOWN as exc:
+            self.failed_batches += 1
+            log.warning("warehouse unavailable, %d deliveries answered 503 (%s)", len(deliveries), _describe(exc))
+            return [exc] * len(deliveries)
+        except Exception as exc:  # noqa: BLE001
+            if len(deliveries) == 1:
+                return [exc]
+            # One poisonous delivery must not fail its neighbours: retry them one by one.
+            self.failed_batches += 1
+            log.warning("batch of %d failed (%s); retrying deliveries one by one", len(deliveries), _describe(exc))
+            out: list[IngestResult | BaseException] = []
+            for delivery in deliveries:
+                try:
+                    out.append(self.ingestor.ingest_many([delivery])[0])
+                except Exception as single:  # noqa: BLE001
+                    out.append(single)
+            return out
+
+
+def _json(status: int, body: dict[str, Any], *, close: bool = False, headers: dict[str, str] | None = None) -> JSONResponse:
+    extra = dict(headers or {})
+    if close:
+        # The body was not (fully) read: the connection cannot be reused.
+        extra["Connection"] = "close"
+    return JSONResponse(body, status_code=status, headers=extra)
+
+
+def create_app(
+    engine: Engine,
+    registry: TenantRegistry,
+    *,
+    max_body_bytes: int = 1 << 20,
+    batch_window_ms: float = 2,
+    max_batch: int = 256,
+    ingest_timeout_s: float = 30.0,
+    ready_timeout_s: float = 5.0,
+) -> Starlette:
+    """The receiver as an ASGI app: POST /webhooks/{shopify,wms,carrier}, GET /healthz, /readyz, /metrics.
+
+    `ingest_timeout_s` bounds how long a request waits for its commit (then 503; a late commit is
+    harmless because the retry is deduplicated); `ready_timeout_s` bounds the /readyz probe.
+    """
+    ingestor = Ingestor(engine)
+    committer = GroupCommitter(ingestor, batch_window_ms=batch_window_ms, max_batch=max_batch)
+    counts: Counter[str] = Counter({o: 0 for o in OUTCOMES})
+    by_source: dict[str, Counter[str]] = {s: Counter() for s in SOURCES}
+    started = time.time()
+
+    def count(source: str, outcome: str) -> None:
+        counts[outcome] += 1
+        by_source[source][outcome] += 1
+
+    def tenant_of(source: str, request: Request) -> TenantPolicy | None:
+        if source == "shopify":
+            domain = request.headers.get(SHOPIFY_DOMAIN_HEADER)
+            return registry.by_shop_domain(domain) if domain else None
+        name = (request.headers.get(E2A_TENANT_HEADER) or "").strip()
+        return registry.get(name) if name else None
+
+    async def read_body(request: Request) -> bytes | None:
+        """The raw body, or None as soon as it grows past the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def too_large(source: str) -> JSONResponse:
+        count(source, TOO_LARGE)
+        return _json(413, {"error": "payload too large", "max_bytes": max_body_bytes}, close=True)
+
+    async def receive(request: Request, source: str) -> JSONResponse:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                declared_size = int(declared)
+            except ValueError:
+                count(source, BAD_REQUEST)
+                return _json(400, {"error": "invalid Content-Length"}, close=True)
+            if declared_size > max_body_bytes:
+                return too_large(source)
+
+        policy = tenant_of(source, request)
+        secret = policy.webhook_secret() if policy is not None else None
+        if policy is None or not secret:
+            count(source, UNAUTHORIZED)
+            log.info("401 %s: %s", source, "unknown tenant" if policy is None else f"no secret configured for {policy.tenant}")
+            return _json(401, _UNAUTHORIZED_BODY, close=True)
+
+        body = await read_body(request)
+        if body is None:
+            return too_large(source)
+        if not verify(secret, body, request.headers.get(signature_header(source))):
+            count(source, UNAUTHORIZED)
+            log.info("401 %s: invalid or missing signature for tenant %s", source, policy.tenant)
+            return _json(401, _UNAUTHORIZED_BODY)
+
+        if committer.full():
+            count(source, UNAVAILABLE)
+            log.warning("503 %s: %d deliveries already waiting for the warehouse", source, committer.pending)
+            return _json(503, {"error": "receiver busy", "retry": True}, headers={"Retry-After": "1"})
+
+        headers = {k: v for k, v in request.headers.items() if k not in _PRIVATE_HEADERS}
+        delivery = Delivery(tenant=policy.tenant, source=source, headers=headers, body=body)
+        try:
+            result = await committer.submit(delivery, ingest_timeout_s)
+        except STORAGE_ERRORS as exc:
+            count(source, UNAVAILABLE)
+            if not isinstance(exc, STORAGE_DOWN):
+                log.error("503 %s/%s: database error on a single delivery (%s)", policy.tenant, source, _describe(exc))
+            return _json(503, {"error": "storage unavailable", "retry": True}, headers={"Retry-After": "5"})
+
+        count(source, result.outcome)
+        if result.outcome == DEAD_LETTER:
+            return _json(422, {"status": DEAD_LETTER, "error": "malformed delivery", "reason": result.reason,
+                               "dead_letter_id": result.dead_letter_id})
+        return _json(result.http_status, {"status": result.outcome, "event_id": result.event_id})
+
+    def endpoint(source: str):
+        async def handle(request: Request) -> JSONResponse:
+            try:
+                return await receive(request, source)
+            except Exception:  # noqa: BLE001 - a genuine bug: log it, never show internals
+                count(source, ERROR)
+                log.exception("500 %s: unexpected error while receiving a webhook", source)
+                return _json(500, {"error": "internal error"}, close=True)
+
+        handle.__name__ = f"receive_{source}"
+        return handle
+
+    async def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> JSONResponse:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(loop.run_in_executor(None, ping, engine), ready_timeout_s)
+        except (asyncio.TimeoutError, TimeoutError):
+            return JSONResponse({"status": "unavailable", "warehouse": "timeout"}, status_code=503)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            return JSONResponse({"status": "unavailable", "warehouse": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ready", "warehouse": engine.dialect.name})
+
+    async def metrics(_request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "requests": dict(counts),
+                "requests_by_source": {s: dict(c) for s, c in by_source.items()},
+                "batches": committer.batches,
+                "batched_deliveries": committer.batched_deliveries,
+                "largest_batch": committer.largest_batch,
+                "failed_batches": committer.failed_batches,
+                "pending": committer.pending,
+                "uptime_s": round(time.time() - started, 3),
+            }
+        )
+
+    async def server_error(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("500: unhandled %s", type(exc).__name__)
+        return _json(500, {"error": "internal error"})
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette):
+        committer.start()
+        try:
+            yield
+        finally:
+            await committer.stop()
+
+    routes = [Route(f"/webhooks/{s}", endpoint(s), methods=["POST"]) for s in SOURCES]
+    routes += [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: server_error})
+    app.state.committer = committer
+    app.state.counts = counts
+    return app

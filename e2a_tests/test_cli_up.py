@@ -1,0 +1,93 @@
+"""`e2a up`: receiver, Dagster webserver and daemon come up together and stop together."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def test_up_serves_receiver_and_ui_feeds_traffic_and_stops_cleanly(tmp_path):
+    port, ui_port = free_port(), free_port()
+    env = {**os.environ, "E2A_DATA_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    log = open(tmp_path / "up.log", "wb")
+    proc = subprocess.Popen(
+        [str(BIN / "e2a"), "up", "--port", str(port), "--ui-port", str(ui_port), "--simulate", "--rate", "50"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        receiver = f"http://127.0.0.1:{port}"
+        assert wait_for(lambda: "Ctrl-C stops everything" in (tmp_path / "up.log").read_text(), 150), \
+            (tmp_path / "up.log").read_text()
+        assert httpx.get(f"{receiver}/healthz").status_code == 200
+        assert httpx.get(f"{receiver}/readyz").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{ui_port}/server_info").status_code == 200
+        # The simulator feeds signed deliveries that the receiver stores.
+        assert wait_for(lambda: httpx.get(f"{receiver}/metrics").json()["requests"]["stored"] > 20, 60)
+        output = (tmp_path / "up.log").read_text()
+        assert f"dagster UI   http://127.0.0.1:{ui_port}" in output
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+        log.close()
+    assert code == 0, (tmp_path / "up.log").read_text()
+    # Everything it started is gone: both ports are free again.
+    for p in (port, ui_port):
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", p)) != 0
+
+
+def test_serve_with_two_workers_stores_every_delivery_once(tmp_path):
+    import json
+
+    from sqlalchemy import func, select
+
+    from e2a_assets.warehouse import schema
+    from e2a_assets.warehouse.engine import make_engine, sqlite_url
+    from e2a_assets.webhooks.signing import sign
+
+    port = free_port()
+    url = sqlite_url(tmp_path / "w.sqlite")
+    env = {**os.environ, "E2A_DATA_DIR": str(tmp_path), "DATABASE_URL": url}
+    proc = subprocess.Popen([str(BIN / "e2a"), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, 60)
+        codes = []
+        with httpx.Client(timeout=30) as client:
+            for n in range(60):
+                body = json.dumps({"event_id": f"w-{n % 40}", "event_type": "pick_completed", "order_id": str(n % 40),
+                                   "occurred_at": "2025-08-01T10:00:00Z"}).encode()
+                codes.append(client.post(f"{base}/webhooks/wms", content=body, headers={
+                    "X-E2A-Tenant": "demo-3pl", "X-E2A-Hmac-Sha256": sign("dev-secret-demo-3pl", body)}).status_code)
+        assert codes == [200] * 60
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+    with make_engine(url).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.event_log)).scalar_one() == 40

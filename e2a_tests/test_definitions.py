@@ -1,0 +1,96 @@
+"""The code location loads, and the UI can explain every asset (the contract of STYLE.md).
+
+The snapshot below catches accidental renames and regroupings: a deliberate change updates it.
+"""
+
+import dagster as dg
+import pytest
+
+from e2a_assets.definitions import build_definitions
+from e2a_assets.settings import PROJECT_ROOT, Settings
+
+ASSET_GROUPS = {
+    "ingestion": {"webhook_events"},
+    "orders": {"orders", "order_sla", "sla_metrics", "completed_orders"},
+    "exceptions": {"exceptions", "exception_priorities", "exception_actions", "exception_patterns", "exception_insights"},
+    "billing": {"billable_orders", "invoices", "invoice_adjustments", "billing_report", "monthly_statements"},
+    "operations": {"operations_summary"},
+}
+READINESS_CHECKS = {"warehouse_reachable", "events_fresh", "dead_letter_backlog", "sensor_lag"}
+SENSORS = {"new_events_sensor", "run_failure_alert_sensor", "asset_check_alert_sensor"}
+OWNERS = {"team:ops", "team:finance", "team:data"}
+# Assets refreshed on a cadence say how fresh they should be.
+WITH_FRESHNESS = {"webhook_events", "orders", "order_sla", "sla_metrics", "exceptions", "exception_priorities",
+                  "exception_actions", "exception_patterns", "exception_insights", "operations_summary"}
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory):
+    data = tmp_path_factory.mktemp("defs")
+    return build_definitions(Settings(data_dir=data, database_url=f"sqlite:///{data}/w.sqlite",
+                                      policies_dir=PROJECT_ROOT / "policies",
+                                      tenants_file=PROJECT_ROOT / "policies" / "tenants.yaml"))
+
+
+@pytest.fixture(scope="module")
+def specs(defs):
+    return {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+
+
+def test_the_code_location_loads(defs):
+    dg.Definitions.validate_loadable(defs)
+    # The module-level `defs` (what `dagster dev -m e2a_assets.definitions` loads) too.
+    from e2a_assets import definitions
+
+    dg.Definitions.validate_loadable(definitions.defs)
+    loaded = definitions.defs
+    assert {j.name for j in loaded.resolve_all_job_defs()} - {"__ASSET_JOB"} == {
+        "order_processing_job", "exception_management_job", "billing_job", "full_operations_job",
+        "operations_summary_job", "monthly_statements_job"}
+    assert {s.name for s in loaded.schedules} == {
+        "order_processing_schedule", "exception_management_schedule", "billing_schedule",
+        "operations_summary_schedule", "monthly_statements_schedule"}
+    assert {s.name for s in loaded.sensors} == {
+        "new_events_sensor", "run_failure_alert_sensor", "asset_check_alert_sensor"}
+
+
+def test_asset_keys_and_groups_snapshot(specs):
+    groups: dict[str, set[str]] = {}
+    for name, spec in specs.items():
+        groups.setdefault(spec.group_name, set()).add(name)
+    assert groups == ASSET_GROUPS
+
+
+def test_every_asset_explains_itself(specs):
+    problems = []
+    for name, spec in sorted(specs.items()):
+        if not (spec.description or "").strip():
+            problems.append(f"{name}: no description")
+        if not spec.owners or not set(spec.owners) <= OWNERS:
+            problems.append(f"{name}: owners {spec.owners!r} (expected some of {sorted(OWNERS)})")
+        if not spec.kinds:
+            problems.append(f"{name}: no kinds")
+        schema = spec.metadata.get("dagster/column_schema")
+        if not isinstance(schema, dg.TableSchema) or not schema.columns:
+            problems.append(f"{name}: no dagster/column_schema")
+        if name in WITH_FRESHNESS and spec.freshness_policy is None:
+            problems.append(f"{name}: no freshness policy")
+    assert problems == []
+
+
+def test_readiness_checks_are_blocking_checks_on_webhook_events(defs):
+    graph = defs.resolve_asset_graph()
+    readiness = {k for k in graph.asset_check_keys if k.name in READINESS_CHECKS}
+    assert {k.name for k in readiness} == READINESS_CHECKS
+    assert {k.asset_key.to_user_string() for k in readiness} == {"webhook_events"}
+    assert all(graph.get_check_spec(k).blocking for k in readiness)
+
+
+def test_names_follow_the_conventions(defs):
+    jobs = {j.name for j in defs.resolve_all_job_defs()} - {"__ASSET_JOB"}
+    schedules = {s.name for s in defs.schedules or []}
+    sensors = {s.name for s in defs.sensors or []}
+    assert jobs and all(name.endswith("_job") for name in jobs), jobs
+    assert all(name.endswith("_schedule") for name in schedules), schedules
+    assert all(name.endswith("_sensor") for name in sensors), sensors
+    assert SENSORS <= sensors

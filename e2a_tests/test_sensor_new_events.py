@@ -1,0 +1,148 @@
+"""`new_events_sensor`: cursor over the event log, touched cohort days, exactness under concurrency."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+import pytest
+from sqlalchemy import insert
+
+from e2a_assets.assets import ingestion, orders
+from e2a_assets.definitions import build_definitions
+from e2a_assets.domain.events import canonicalize
+from e2a_assets.ingestion import Ingestor
+from e2a_assets.sensors.new_events import new_events_sensor
+from e2a_assets.warehouse import schema
+from e2a_assets.warehouse.engine import make_engine
+from e2a_tests.factories import envelope_delivery, requested_days, settings_for, shopify_delivery, shopify_order
+
+
+def evaluate(defs, instance, cursor=None):
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, definitions=defs, resources={"warehouse": defs.resources["warehouse"]}
+    )
+    result = new_events_sensor(context)
+    return result, result.cursor
+
+
+
+@pytest.fixture
+def sqlite_setup(sqlite_url, tmp_path):
+    return make_engine(sqlite_url), build_definitions(settings_for(sqlite_url, tmp_path))
+
+
+def test_events_map_to_their_cohort_days_and_cursor_advances(sqlite_setup):
+    engine, defs = sqlite_setup
+    ingestor = Ingestor(engine)
+    ingestor.ingest_many([
+        shopify_delivery("demo-3pl", "orders/create", shopify_order(1, "2025-08-01T08:00:00Z"), "s1"),
+        shopify_delivery("demo-3pl", "orders/create", shopify_order(2, "2025-08-03T08:00:00Z"), "s2"),
+    ])
+    with dg.instance_for_test() as instance:
+        result, cursor = evaluate(defs, instance)
+        assert requested_days(result.run_requests) == ["2025-08-01", "2025-08-03"]
+        assert all(r.tags["e2a/as_of"] for r in result.run_requests)
+
+        # Nothing new: nothing requested, cursor unchanged.
+        again, cursor2 = evaluate(defs, instance, cursor)
+        assert again.run_requests == [] and cursor2 == cursor
+
+        # A scan three days later for order 1 refreshes its cohort day (2025-08-01), with a new run key.
+        ingestor.ingest(envelope_delivery("demo-3pl", "pick_completed", 1, "2025-08-04T09:00:00Z", "w1"))
+        later, _ = evaluate(defs, instance, cursor)
+        assert requested_days(later.run_requests) == ["2025-08-01"]
+        assert later.run_requests[0].run_key != result.run_requests[0].run_key
+
+
+def test_late_order_created_refreshes_the_day_the_order_left(sqlite_setup):
+    engine, defs = sqlite_setup
+    ingestor = Ingestor(engine)
+    # The pick scan arrives first (cohort = its day, 08-02); then orders/create says created 08-01.
+    ingestor.ingest(envelope_delivery("demo-3pl", "pick_completed", 7, "2025-08-02T01:00:00Z", "w7"))
+    with dg.instance_for_test() as instance:
+        first, cursor = evaluate(defs, instance)
+        assert requested_days(first.run_requests) == ["2025-08-02"]
+        # The refresh ran: the order sits in the 2025-08-02 partition of `orders`.
+        dg.materialize([ingestion.webhook_events, orders.orders], partition_key="2025-08-02",
+                       resources=defs.resources, tags={"e2a/as_of": "2025-08-03T00:00:00Z"}, instance=instance)
+        ingestor.ingest(shopify_delivery("demo-3pl", "orders/create", shopify_order(7, "2025-08-01T23:00:00Z"), "s7"))
+        second, _ = evaluate(defs, instance, cursor)
+        assert requested_days(second.run_requests) == ["2025-08-01", "2025-08-02"]
+
+
+def test_large_backlog_is_paged_and_nothing_is_missed(sqlite_setup, monkeypatch):
+    import e2a_assets.sensors.new_events as sensor_module
+
+    monkeypatch.setattr(sensor_module, "PAGE_SIZE", 7)
+    engine, defs = sqlite_setup
+    Ingestor(engine).ingest_many([
+        shopify_delivery("demo-3pl", "orders/create", shopify_order(100 + n, f"2025-08-{1 + n % 5:02d}T08:00:00Z"), f"s{n}")
+        for n in range(40)
+    ])
+    with dg.instance_for_test() as instance:
+        result, cursor = evaluate(defs, instance)
+        assert requested_days(result.run_requests) == [f"2025-08-0{d}" for d in range(1, 6)]
+        # Five consecutive days: one single-run range, not five runs.
+        [request] = result.run_requests
+        assert request.run_key == "2025-08-01..2025-08-05@40"
+        assert json.loads(cursor)["id"] == 40
+
+
+def _raw_event(event_id, order_id, day):
+    ev = canonicalize("demo-3pl", "wms", {}, json.dumps(
+        {"event_id": event_id, "event_type": "pick_completed", "order_id": order_id,
+         "occurred_at": f"{day}T10:00:00Z"}).encode())
+    row = ev.row()
+    row["received_at"] = dt.datetime.now(dt.timezone.utc)
+    return row
+
+
+def test_out_of_order_commit_visibility_on_postgres(postgres_url, tmp_path):
+    """Receiver A takes id n and commits late; B takes n+1 and commits first. The sensor must not
+    step past A's row before it is visible, and must register both exactly once."""
+    engine = make_engine(postgres_url)
+    schema.metadata.drop_all(engine)
+    schema.metadata.create_all(engine)
+    defs = build_definitions(settings_for(postgres_url, tmp_path))
+    with dg.instance_for_test() as instance:
+        slow = engine.connect()
+        slow_tx = slow.begin()
+        slow.execute(insert(schema.event_log), [_raw_event("a", "A1", "2025-08-01")])  # lower id, uncommitted
+        with engine.begin() as fast:
+            fast.execute(insert(schema.event_log), [_raw_event("b", "B1", "2025-08-02")])  # higher id, committed
+
+        result, cursor = evaluate(defs, instance)
+        # B's row is visible but an older transaction is still open: nothing is consumed yet.
+        assert result.run_requests == []
+
+        slow_tx.commit()
+        slow.close()
+        result, cursor = evaluate(defs, instance, cursor)
+        assert requested_days(result.run_requests) == ["2025-08-01", "2025-08-02"]
+        again, _ = evaluate(defs, instance, cursor)
+        assert again.run_requests == []
+    engine.dispose()
+
+
+def test_a_recreated_event_log_is_read_again_from_the_start(sqlite_url, tmp_path):
+    engine = make_engine(sqlite_url)
+    defs = build_definitions(settings_for(sqlite_url, tmp_path))
+    Ingestor(engine).ingest_many([
+        shopify_delivery("demo-3pl", "orders/create", shopify_order(n, "2025-08-01T08:00:00Z"), f"s{n}")
+        for n in range(5)
+    ])
+    with dg.instance_for_test() as instance:
+        first, cursor = evaluate(defs, instance)
+        assert json.loads(cursor)["id"] == 5
+        # The warehouse is restored from an older backup: two events only, ids restart at 1.
+        schema.metadata.drop_all(engine)
+        schema.metadata.create_all(engine)
+        Ingestor(engine).ingest_many([
+            shopify_delivery("demo-3pl", "orders/create", shopify_order(9, "2025-08-01T08:00:00Z"), "s9"),
+            shopify_delivery("demo-3pl", "orders/create", shopify_order(8, "2025-08-02T08:00:00Z"), "s8"),
+        ])
+        again, cursor = evaluate(defs, instance, cursor)
+        assert requested_days(again.run_requests) == ["2025-08-01", "2025-08-02"]
+        # New run keys: not swallowed by Dagster's run-key dedupe of the old log's keys.
+        assert not {r.run_key for r in again.run_requests} & {r.run_key for r in first.run_requests}
+        assert json.loads(cursor) == {"commit_seq": 0, "id": 2, "epoch": 1}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# e2a: one command to set up and run.   ./run.sh demo | test | ui | e2a <args>
+set -euo pipefail
+cd "$(dirname "$0")"
+
+pick_python() {
+  for candidate in "${PYTHON:-}" python3.11 python3.12 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 13) else 1)' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "run.sh: Python 3.11 or 3.12 is required (set PYTHON=/path/to/python3.11)" >&2
+  return 1
+}
+
+setup() {
+  if [ ! -x .venv/bin/python ]; then
+    echo "run.sh: creating .venv" >&2
+    "$(pick_python)" -m venv .venv
+  fi
+  # Reinstall only when the declared dependencies changed.
+  stamp=".venv/.e2a-installed"
+  want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "run.sh: installing e2a and its dependencies into .venv" >&2
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e ".[test]"
+    echo "$want" > "$stamp"
+  fi
+  export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/data/dagster_home}"
+  mkdir -p "$DAGSTER_HOME"
+  # Postgres instance storage when E2A_DAGSTER_POSTGRES_URL is set (psycopg2 driver, DAGSTER-NOTES §2).
+  instance_yaml=dagster.yaml
+  if [ -n "${E2A_DAGSTER_POSTGRES_URL:-}" ]; then
+    instance_yaml=dagster.postgres.yaml
+    case "$E2A_DAGSTER_POSTGRES_URL" in
+      postgres://*) E2A_DAGSTER_POSTGRES_URL="postgresql+psycopg2://${E2A_DAGSTER_POSTGRES_URL#postgres://}" ;;
+      postgresql://*) E2A_DAGSTER_POSTGRES_URL="postgresql+psycopg2://${E2A_DAGSTER_POSTGRES_URL#postgresql://}" ;;
+    esac
+    export E2A_DAGSTER_POSTGRES_URL
+  fi
+  cmp -s "$instance_yaml" "$DAGSTER_HOME/dagster.yaml" || cp "$instance_yaml" "$DAGSTER_HOME/dagster.yaml"
+}
+
+cmd="${1:-}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  demo) setup; exec .venv/bin/e2a demo "$@" ;;
+  test) setup; exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@" ;;
+  ui)   setup; exec .venv/bin/e2a ui "$@" ;;
+  e2a)  setup; exec .venv/bin/e2a "$@" ;;
+  *) echo "usage: ./run.sh demo | test | ui | e2a <command>" >&2; exit 2 ;;
+esac
