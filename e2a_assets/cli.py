@@ -47,6 +47,19 @@ def dagster_home(settings: Settings) -> Path:
     return home
 
 
+def prepared_dagster_home(settings: Settings) -> Path:
+    """`dagster_home`, with the instance's storage created before any Dagster process starts."""
+    from e2a_assets.processes import prepare_instance
+
+    home = dagster_home(settings)
+    try:
+        prepare_instance()
+    except Exception as exc:  # noqa: BLE001 - any storage failure becomes one line for the user
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise E2AError(f"cannot open the Dagster instance in {home}: {first}") from None
+    return home
+
+
 def _parse_day(value: str | None, option: str) -> dt.date | None:
     if value is None:
         return None
@@ -155,7 +168,7 @@ def up(host: str, port: int, ui_port: int, with_traffic: bool, rate: float) -> N
     signal.signal(signal.SIGTERM, _stop)
     settings = _settings()
     settings.registry()  # fail fast, in one line, on a bad tenant file
-    home = dagster_home(settings)
+    home = prepared_dagster_home(settings)
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     group = ProcessGroup(settings.data_dir / "tmp")
@@ -215,7 +228,7 @@ def replay_dead_letters_command(tenant: str | None, limit: int | None) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
 def ui(port: int) -> None:
     """Open the Dagster UI (webserver + daemon) on the project's instance."""
-    home = dagster_home(_settings())
+    home = prepared_dagster_home(_settings())
     dagster = Path(sys.executable).with_name("dagster")
     args = [str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]
     click.echo(f"DAGSTER_HOME={home}\nDagster UI on http://127.0.0.1:{port}")

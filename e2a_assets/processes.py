@@ -26,6 +26,7 @@ class ProcessGroup:
 
     tmpdir: Path
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    logs: dict[str, Path] = field(default_factory=dict)
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
         """Start a child in a new session; its output goes to `log` (appended) when given."""
@@ -37,12 +38,16 @@ class ProcessGroup:
         if out:
             out.close()
         self.children.append((name, proc))
+        if log:
+            self.logs[name] = log
         return proc
 
     def failed(self) -> str | None:
+        """Which child has exited, with the last line of its log (why), or None."""
         for name, proc in self.children:
             if proc.poll() is not None:
-                return f"{name} exited with code {proc.returncode}"
+                reason = last_line(self.logs[name]) if name in self.logs else ""
+                return f"{name} exited with code {proc.returncode}" + (f" ({reason})" if reason else "")
         return None
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -56,6 +61,28 @@ class ProcessGroup:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def last_line(log: Path) -> str:
+    """The last non-empty line of a child's log (a traceback ends with the exception)."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
+
+
+def prepare_instance() -> None:
+    """Create the Dagster instance's storage (run, event log, schedule) once, before the webserver
+    and daemon start: both would otherwise create a fresh SQLite home at the same moment and one
+    of them can die on the race (`UNIQUE constraint failed: alembic_version`)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        # One query against each storage, so each is created and stamped here.
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+        instance.get_latest_materialization_event(dg.AssetKey("e2a_instance_probe"))
 
 
 def wait_http(url: str, timeout: float, group: ProcessGroup) -> bool:

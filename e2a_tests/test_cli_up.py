@@ -91,3 +91,30 @@ def test_serve_with_two_workers_stores_every_delivery_once(tmp_path):
         proc.wait(timeout=30)
     with make_engine(url).connect() as conn:
         assert conn.execute(select(func.count()).select_from(schema.event_log)).scalar_one() == 40
+
+
+def test_instance_storage_is_created_before_any_dagster_process_starts(tmp_path, monkeypatch):
+    """`e2a up` creates a fresh home's SQLite storage itself, so the webserver, the daemon and their
+    code servers never race to create and stamp it."""
+    import sqlite3
+
+    from e2a_assets import cli
+    from e2a_assets.settings import Settings
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("E2A_DAGSTER_POSTGRES_URL", raising=False)
+    monkeypatch.delenv("E2A_DAGSTER_YAML", raising=False)
+    home = cli.prepared_dagster_home(Settings.from_env({"E2A_DATA_DIR": str(tmp_path)}))
+    for db in (home / "history" / "runs.db", home / "schedules" / "schedules.db", home / "history" / "runs" / "index.db"):
+        with sqlite3.connect(db) as conn:
+            assert len(conn.execute("SELECT version_num FROM alembic_version").fetchall()) == 1, db
+
+
+def test_a_child_that_dies_is_reported_with_the_last_line_of_its_log(tmp_path):
+    from e2a_assets.processes import ProcessGroup
+
+    group = ProcessGroup(tmp_path / "tmp")
+    group.start("daemon", [sys.executable, "-c", "import sys; print('starting'); sys.exit('boom: no instance')"],
+                log=tmp_path / "daemon.log")
+    group.children[0][1].wait(30)
+    assert group.failed() == "daemon exited with code 1 (boom: no instance)"
