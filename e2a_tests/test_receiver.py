@@ -646,7 +646,6 @@ def test_load_concurrent_senders_with_20_percent_duplicates(warehouse: Warehouse
     assert metrics["batches"] < len(traffic)
     print(f"\n{len(traffic)} deliveries in {elapsed:.2f}s ({len(traffic) / elapsed:.0f}/s), "
           f"{metrics['batches']} batches, largest {metrics['largest_batch']}")
-    assert elapsed < 30
 
 
 def test_one_poisonous_delivery_does_not_fail_its_batch(receiver: Receiver):
