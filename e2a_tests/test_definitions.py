@@ -61,6 +61,15 @@ def test_asset_keys_and_groups_snapshot(specs):
     assert groups == ASSET_GROUPS
 
 
+def test_every_asset_retries_transient_warehouse_failures(defs):
+    """A dropped warehouse connection costs a backed-off retry of the step, not a failed run."""
+    without = sorted(key.to_user_string() for asset in defs.resolve_all_asset_specs()
+                     for key in [asset.key]
+                     if (policy := defs.resolve_assets_def(key).op.retry_policy) is None
+                     or policy.max_retries < 1 or policy.backoff != dg.Backoff.EXPONENTIAL)
+    assert without == []
+
+
 def test_every_asset_explains_itself(specs):
     problems = []
     for name, spec in sorted(specs.items()):

@@ -13,7 +13,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from e2a_assets.assets.common import number, preview, table_metadata, window_metadata
+from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, table_metadata, window_metadata
 from e2a_assets.billing_documents import document_path, lines_for, write_invoice_documents
 from e2a_assets.domain.billing import build_billable_orders, price_orders
 from e2a_assets.domain.statements import (
@@ -34,6 +34,7 @@ COMMON = dict(
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"sql", "pandas"},
+    retry_policy=WAREHOUSE_RETRY,
     owners=["team:finance"],
 )
 MONEY_COLUMNS = ["operations_cents", "storage_cents", "services_cents", "returns_cents", "subtotal_cents",
@@ -267,6 +268,7 @@ def _months(first: dt.date, last: dt.date) -> list[dt.date]:
     partitions_def=monthly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"sql", "pandas"},
+    retry_policy=WAREHOUSE_RETRY,
     owners=["team:finance"],
 )
 def monthly_statements(

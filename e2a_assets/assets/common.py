@@ -8,6 +8,11 @@ import pandas as pd
 
 PREVIEW_ROWS = 10
 
+# Every asset reads and writes the warehouse; a restarted Postgres or a dropped connection should
+# cost a short wait, not a failed run. Steps are safe to repeat: partition writes replace a window
+# in one transaction and the invoice ledger never issues twice.
+WAREHOUSE_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
 
 def preview(frame: pd.DataFrame, columns: list[str] | None = None, rows: int = PREVIEW_ROWS) -> dg.MarkdownMetadataValue:
     """A short markdown table of the first rows, for the asset's page in the UI."""

@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from e2a_assets.assets.common import number, preview, table_metadata, window_metadata
+from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, table_metadata, window_metadata
 from e2a_assets.domain.exception_patterns import build_insights, build_patterns, insights_markdown
 from e2a_assets.domain.exceptions import automation_success, build_exceptions, plan_actions, prioritize
 from e2a_assets.partitions import daily_partitions, partition_days
@@ -19,6 +19,7 @@ COMMON = dict(
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"sql", "pandas"},
+    retry_policy=WAREHOUSE_RETRY,
     owners=["team:ops"],
     # Exception management runs every 4 hours; a missed run warns, two fail.
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=9), warn_window=dt.timedelta(hours=5)),

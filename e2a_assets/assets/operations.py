@@ -7,7 +7,7 @@ import pandas as pd
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import or_
 
-from e2a_assets.assets.common import number, preview, table_metadata, window_metadata
+from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, table_metadata, window_metadata
 from e2a_assets.domain.operations import OVERALL, build_operations_summary, summary_markdown
 from e2a_assets.partitions import daily_partitions, partition_days
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
@@ -67,6 +67,7 @@ def read_invoices(engine, first: dt.date, last: dt.date) -> pd.DataFrame | None:
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"sql", "pandas"},
+    retry_policy=WAREHOUSE_RETRY,
     owners=["team:ops"],
     deps=["sla_metrics", "exceptions", "exception_actions", "invoices"],
     metadata=table_metadata(schema.operations_summary),

@@ -4,7 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from e2a_assets.assets.common import number, preview, table_metadata, window_metadata
+from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, table_metadata, window_metadata
 from e2a_assets.domain.orders import build_orders
 from e2a_assets.domain.sla import build_order_sla, build_sla_metrics
 from e2a_assets.partitions import daily_partitions, partition_days
@@ -18,6 +18,7 @@ COMMON = dict(
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"sql", "pandas"},
+    retry_policy=WAREHOUSE_RETRY,
     owners=["team:ops"],
     # Order processing runs hourly (and on new events): two missed hours is a failure.
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=2), warn_window=dt.timedelta(minutes=75)),
