@@ -179,6 +179,31 @@ def test_build_billable_orders_scenario(registry):
     assert b["picks"].dtype == np.int64
 
 
+def test_holds_are_the_blocking_exceptions_open_at_as_of(registry):
+    """A billing run evaluated at 2025-08-05 12:00 sees the holds of that moment, whenever the
+    exceptions table was last refreshed."""
+    exceptions = pd.DataFrame(
+        [
+            ("1001", "STOCK_MISMATCH", "RESOLVED", "2025-08-02 10:00", "2025-08-06 09:00"),  # open then
+            ("1002", "DAMAGED_PACKAGE", "RESOLVED", "2025-08-02 10:00", "2025-08-05 11:59"),  # resolved by then
+            ("1005", "SYSTEM_ERROR", "OPEN", "2025-08-05 12:01", None),  # not opened yet
+            ("1007", "SYSTEM_ERROR", "OPEN", "2025-08-05 12:00", None),  # opened at as_of: open
+            ("1007", "DAMAGED_PACKAGE", "OPEN", "2025-08-01 08:00", None),
+            ("1007", "PICK_DELAY", "OPEN", "2025-08-01 08:00", None),  # not a blocking code
+        ],
+        columns=["order_id", "reason_code", "status", "opened_at", "resolved_at"],
+    ).assign(tenant="demo-3pl")
+    b = build_billable_orders(_scenario_events(), _scenario_orders(), exceptions, registry,
+                              as_of=ts("2025-08-05 12:00")).set_index("order_id")
+    assert b["hold_reasons"].to_dict() == {"1001": "STOCK_MISMATCH", "1002": "", "1005": "",
+                                           "1007": "DAMAGED_PACKAGE,SYSTEM_ERROR"}
+    assert b["billable"].to_dict() == {"1001": False, "1002": True, "1005": True, "1007": False}
+    # Without an evaluation time the stored status decides.
+    b = build_billable_orders(_scenario_events(), _scenario_orders(), exceptions, registry).set_index("order_id")
+    assert b["hold_reasons"].to_dict() == {"1001": "", "1002": "", "1005": "SYSTEM_ERROR",
+                                           "1007": "DAMAGED_PACKAGE,SYSTEM_ERROR"}
+
+
 def test_build_billable_orders_empty_and_no_exceptions(registry):
     assert build_billable_orders(_scenario_events(), _scenario_orders().iloc[0:0], None, registry).empty
     b = build_billable_orders(_scenario_events(), _scenario_orders(), None, registry)

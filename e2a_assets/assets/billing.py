@@ -94,7 +94,7 @@ def recompute_billable(engine, first: dt.date, last: dt.date, as_of: pd.Timestam
     events = events[events["occurred_at"] <= as_of]
     orders = read_days(engine, orders_table if orders_table is not None else schema.orders, "cohort_day", first, last)
     exceptions = read_days(engine, schema.exceptions, "cohort_day", first, last)
-    billable = build_billable_orders(events, orders, exceptions, registry)
+    billable = build_billable_orders(events, orders, exceptions, registry, as_of)
     totals, lines = price_orders(billable, registry)
     return billable, totals, lines
 

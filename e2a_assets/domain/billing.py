@@ -147,14 +147,28 @@ def _operation_counts(events: pd.DataFrame) -> pd.DataFrame:
     return counts[cols].astype(np.int64).reset_index()
 
 
-def _hold_reasons(exceptions: pd.DataFrame | None) -> pd.DataFrame:
+def _open_at(exceptions: pd.DataFrame, as_of: pd.Timestamp | None) -> pd.Series:
+    """Which exceptions were OPEN at `as_of`: opened by then and not resolved by then.
+
+    Taken from `opened_at`/`resolved_at` when the frame has them, so a billing run evaluated at an
+    earlier time than the exceptions table (a backfill) sees the holds of its own moment; without
+    `as_of` or the timestamps, the stored status decides.
+    """
+    status_open = exceptions["status"].astype(str).str.strip().str.upper() == "OPEN"
+    if as_of is None or "opened_at" not in exceptions.columns:
+        return status_open
+    opened = _utc(exceptions["opened_at"])
+    resolved = _utc(_col(exceptions, "resolved_at"))
+    # A RESOLVED row without a resolution time cannot be placed in time: it stays resolved.
+    still_open = (resolved.isna().to_numpy() & status_open.to_numpy()) | (resolved > as_of).fillna(False).to_numpy()
+    return pd.Series((opened <= as_of).fillna(False).to_numpy() & still_open, index=exceptions.index)
+
+
+def _hold_reasons(exceptions: pd.DataFrame | None, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
     if exceptions is None or exceptions.empty:
         return pd.DataFrame(columns=["tenant", "order_id", "hold_reasons"])
-    ex = exceptions.assign(
-        reason_code=exceptions["reason_code"].astype(str).str.strip().str.upper(),
-        status=exceptions["status"].astype(str).str.strip().str.upper(),
-    )
-    ex = ex[(ex["status"] == "OPEN") & ex["reason_code"].isin(BLOCKING_REASON_CODES)]
+    ex = exceptions.assign(reason_code=exceptions["reason_code"].astype(str).str.strip().str.upper())
+    ex = ex[_open_at(exceptions, as_of) & ex["reason_code"].isin(BLOCKING_REASON_CODES)]
     ex = ex.drop_duplicates(["tenant", "order_id", "reason_code"]).sort_values("reason_code")
     return ex.groupby(["tenant", "order_id"])["reason_code"].agg(",".join).rename("hold_reasons").reset_index()
 
@@ -164,12 +178,14 @@ def build_billable_orders(
     orders: pd.DataFrame,
     exceptions: pd.DataFrame | None,
     policies: TenantRegistry | pd.DataFrame | None,
+    as_of: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """One row per order that is billable or held (DOMAIN §5), columns `BILLABLE_COLUMNS`.
 
     Eligible: shipped, or delivered, or cancelled after a pick (`picked_at <= cancelled_at`).
     An order cancelled before any pick is never eligible, even if shipping scans exist.
-    `held` = an OPEN STOCK_MISMATCH / DAMAGED_PACKAGE / SYSTEM_ERROR exception; `billable = ~held`.
+    `held` = a STOCK_MISMATCH / DAMAGED_PACKAGE / SYSTEM_ERROR exception OPEN at `as_of` (by its
+    opened/resolved times; by its stored status when `as_of` is not given); `billable = ~held`.
     """
     if orders is None or orders.empty:
         return pd.DataFrame(columns=BILLABLE_COLUMNS)
@@ -206,7 +222,7 @@ def build_billable_orders(
     o = o.merge(_operation_counts(events), how="left", on=["tenant", "order_id"])
     for col in (*OPERATIONS, "returns"):
         o[col] = as_int(o[col])
-    o = o.merge(_hold_reasons(exceptions), how="left", on=["tenant", "order_id"])
+    o = o.merge(_hold_reasons(exceptions, as_of), how="left", on=["tenant", "order_id"])
     o["held"] = o["hold_reasons"].notna()
     o["hold_reasons"] = o["hold_reasons"].fillna("")
     o["billable"] = ~o["held"]
