@@ -198,6 +198,29 @@ def test_statement_month_window_adjustments_and_overdue(registry):
     assert _statement(paid, registry, adjustments)[["overdue_invoices", "overdue_cents"]].tolist() == [1, 700]
 
 
+def test_statement_counts_an_approval_only_once_it_has_happened(registry):
+    """Statements evaluated at AS_OF (09-02 02:00) are the same whenever they are re-run."""
+    invoices = month_invoices(3, 5000)
+    adjustments = pd.DataFrame(
+        [
+            ("r1", "demo-3pl", "DEMO-3PL-202508-0001", 2500, "APPROVED", "2025-08-20", "2025-08-25 09:00"),
+            ("r2", "demo-3pl", "DEMO-3PL-202508-0002", 4000, "APPROVED", "2025-08-21", "2025-09-03 10:00"),
+            ("r3", "demo-3pl", "DEMO-3PL-202508-0003", -900, "REJECTED", "2025-08-22", "2025-09-04 10:00"),
+        ],
+        columns=["adjustment_id", "tenant", "invoice_number", "delta_cents", "status", "adjustment_date", "reviewed_at"],
+    )
+    adjustments["adjustment_date"] = pd.to_datetime(adjustments["adjustment_date"]).dt.date
+    adjustments["created_at"] = pd.to_datetime(adjustments["adjustment_date"].astype(str), utc=True)
+    adjustments["reviewed_at"] = pd.to_datetime(adjustments["reviewed_at"], utc=True)
+    st = _statement(invoices, registry, adjustments)
+    # r1 was approved before AS_OF; r2's approval and r3's rejection were still pending then.
+    assert (st["adjustments_count"], st["adjustments_cents"], st["pending_review_cents"]) == (1, 2500, 3100)
+    assert st["net_due_cents"] == 15000 + 2500
+    later = build_monthly_statements(invoices, adjustments, registry, date(2025, 8, 1), ts("2025-09-05 00:00"))
+    assert later.set_index("tenant").loc["demo-3pl", ["adjustments_count", "adjustments_cents", "pending_review_cents"]] \
+        .tolist() == [2, 6500, 0]
+
+
 def test_statement_for_tenant_without_orders(registry):
     out = build_monthly_statements(month_invoices(2, 100), None, registry, date(2025, 8, 1), AS_OF)
     assert out["tenant"].tolist() == ["demo-3pl", "northwind-goods"]

@@ -139,9 +139,19 @@ def _discount_tiers(policies: TenantRegistry | pd.DataFrame | None, tenants: lis
     return pd.DataFrame(rows, columns=["tenant", "min_orders", "rate", "num", "den"])
 
 
+def reviewed_as_of(adjustments: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Adjustments as they stood at `as_of`: a review (APPROVED / REJECTED) made later is undone,
+    so a statement evaluated at `as_of` counts an approval only once it has happened."""
+    if adjustments is None or adjustments.empty or "reviewed_at" not in adjustments.columns:
+        return adjustments
+    later = adjustments["status"].isin([APPROVED, REJECTED]).to_numpy() & \
+        (pd.to_datetime(adjustments["reviewed_at"], utc=True) > as_of).fillna(False).to_numpy()
+    return adjustments.assign(status=adjustments["status"].where(~later, PENDING_REVIEW))
+
+
 def _with_applied_adjustments(invoices: pd.DataFrame, adjustments: pd.DataFrame | None, until: pd.Timestamp) -> pd.Series:
-    """Invoice amount plus its applied adjustments created at or before `until` (what is owed)."""
-    adj = adjustments if adjustments is not None and len(adjustments) else None
+    """Invoice amount plus its adjustments created and applied by `until` (what is owed)."""
+    adj = reviewed_as_of(adjustments, until) if adjustments is not None and len(adjustments) else None
     if adj is None:
         return invoices["amount_cents"].astype(np.int64)
     if "created_at" in adj.columns:
@@ -174,7 +184,8 @@ def build_monthly_statements(
 
     Month's invoices: invoice_date in the month and <= as_of date. Volume discount tier by their
     count, floor(gross × rate); minimum monthly fee top-up on gross − discount; adjustments =
-    applied adjustments whose adjustment_date is in the month (<= as_of); net = gross − discount +
+    adjustments applied by as_of (a later approval does not count yet) whose adjustment_date is in
+    the month (<= as_of); net = gross − discount +
     top-up + adjustments. Overdue: all the tenant's invoices (any month) past due at as_of.
     """
     as_of = pd.Timestamp(as_of)
@@ -182,7 +193,8 @@ def build_monthly_statements(
     start = pd.Timestamp(month_start).replace(day=1)
     end = start + pd.offsets.MonthBegin(1)
     inv = invoices if invoices is not None else pd.DataFrame(columns=["tenant", "invoice_number", "invoice_date", "due_date", "amount_cents"])
-    adj = adjustments if adjustments is not None and len(adjustments) else _empty_adjustments().assign(adjustment_date=None)
+    adj = reviewed_as_of(adjustments, as_of) if adjustments is not None and len(adjustments) else \
+        _empty_adjustments().assign(adjustment_date=None)
 
     tenants = sorted(set(policies.tenants if isinstance(policies, TenantRegistry) else [])
                      | set(policies["tenant"] if isinstance(policies, pd.DataFrame) else [])
@@ -260,7 +272,8 @@ def build_billing_report(
     the_day = pd.Timestamp(day)
     inv = invoices if invoices is not None else pd.DataFrame(columns=["tenant", "invoice_number", "invoice_date", "due_date", "amount_cents"])
     bil = billable if billable is not None else pd.DataFrame(columns=["tenant", "order_id", "invoice_date", "held", "hold_reasons"])
-    adj = adjustments if adjustments is not None and len(adjustments) else _empty_adjustments().assign(adjustment_date=None)
+    adj = reviewed_as_of(adjustments, as_of) if adjustments is not None and len(adjustments) else \
+        _empty_adjustments().assign(adjustment_date=None)
     tenants = sorted(set(inv["tenant"]) | set(bil["tenant"]) | set(adj["tenant"]))
     rep = pd.DataFrame({"tenant": tenants})
     m = lambda s: as_int(rep["tenant"].map(s))  # noqa: E731  (per-tenant count/sum, 0 when none)
