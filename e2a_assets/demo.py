@@ -50,18 +50,18 @@ def materialize_range(
 
 
 def tenant_summary(settings: Settings, first: dt.date, last: dt.date) -> pd.DataFrame:
-    """Per tenant: orders, completion, SLA compliance and exceptions over the demo's days."""
+    """Per tenant over the demo's days: orders, completed and stalled, SLA compliance, exceptions,
+    and billing (invoices issued, completed orders held by an open blocking exception, $)."""
     engine = make_engine(settings.database_url)
     orders = read_days(engine, schema.orders, "cohort_day", first, last)
     metrics = read_days(engine, schema.sla_metrics, "day", first, last)
     exceptions = read_days(engine, schema.exceptions, "cohort_day", first, last)
     if orders.empty:
         return pd.DataFrame()
-    summary = orders.assign(completed=orders["status"].isin(["shipped", "delivered"])).groupby("tenant").agg(
-        orders=("order_id", "size"),
-        completed=("completed", "sum"),
-        stalled=("stalled", "sum"),
-    )
+    summary = orders.groupby("tenant").agg(orders=("order_id", "size"), stalled=("stalled", "sum"))
+    # Completed = reached a billable state (completed_orders): each is invoiced or held.
+    completed = read_days(engine, ledger.completed_orders, "cohort_day", first, last)
+    summary.insert(1, "completed", completed.groupby("tenant").size())
     weights = metrics.assign(w=metrics["orders"].clip(lower=1))
     for clock in ("pick", "delivery"):
         col = f"{clock}_compliance"
@@ -74,6 +74,8 @@ def tenant_summary(settings: Settings, first: dt.date, last: dt.date) -> pd.Data
     summary["open"] = exceptions[exceptions["status"] == "OPEN"].groupby("tenant").size()
     invoices = read_days(engine, ledger.invoices, "cohort_day", first, last)
     summary["invoices"] = invoices.groupby("tenant").size()
+    billable = read_days(engine, ledger.billable_orders, "cohort_day", first, last)
+    summary["held"] = billable[billable["held"].astype(bool)].groupby("tenant").size()
     summary["invoiced $"] = (invoices.groupby("tenant")["amount_cents"].sum() / 100).round(2)
     return summary.fillna(0).reset_index()
 
