@@ -303,6 +303,19 @@ def test_streamed_body_is_cut_off_once_it_passes_1_mib(receiver: Receiver):
     assert events_stored(receiver.engine) == 0 and dead_letter_rows(receiver.engine) == []
 
 
+def test_sender_hanging_up_mid_body_is_counted_not_an_error(receiver: Receiver):
+    """Senders time out and drop connections: nothing is stored, nothing is a server error."""
+    with socket.create_connection(_host_port(receiver.base_url), timeout=5) as sock:
+        sock.sendall(b"POST /webhooks/wms HTTP/1.1\r\nHost: test\r\nX-E2A-Tenant: acme\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + b"{" * 100)
+    deadline = time.monotonic() + 10
+    while (metrics := receiver.client.get("/metrics").json())["requests"]["disconnected"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metrics["requests"]["disconnected"] == 1
+    assert metrics["requests"]["error"] == 0
+    assert events_stored(receiver.engine) == 0 and dead_letter_rows(receiver.engine) == []
+
+
 def test_oversized_body_over_httpx_is_413(receiver: Receiver):
     body = b'{"pad": "' + b"x" * MIB + b'"}'
     response = receiver.post("wms", body, signed("wms", body))

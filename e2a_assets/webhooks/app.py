@@ -25,7 +25,7 @@ from typing import Any, Sequence
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -49,8 +49,10 @@ UNAUTHORIZED = "unauthorized"
 TOO_LARGE = "too_large"
 UNAVAILABLE = "unavailable"
 BAD_REQUEST = "bad_request"
+DISCONNECTED = "disconnected"  # the sender hung up before its body was complete (it will retry)
 ERROR = "error"
-OUTCOMES = (STORED, DUPLICATE, IGNORED, DEAD_LETTER, UNAUTHORIZED, TOO_LARGE, BAD_REQUEST, UNAVAILABLE, ERROR)
+OUTCOMES = (STORED, DUPLICATE, IGNORED, DEAD_LETTER, UNAUTHORIZED, TOO_LARGE, BAD_REQUEST, DISCONNECTED, UNAVAILABLE,
+            ERROR)
 
 # Failures that mean "storage is not there right now": the whole batch is answered 503 at once.
 STORAGE_DOWN = (
@@ -292,7 +294,13 @@ def create_app(
             log.info("401 %s: %s", source, "unknown tenant" if policy is None else f"no secret configured for {policy.tenant}")
             return _json(401, _UNAUTHORIZED_BODY, close=True)
 
-        body = await read_body(request)
+        try:
+            body = await read_body(request)
+        except ClientDisconnect:
+            # Nothing was stored and nobody is listening: count it, no traceback, no dead letter.
+            count(source, DISCONNECTED)
+            log.info("%s/%s: sender disconnected before the body was complete", policy.tenant, source)
+            return _json(400, {"error": "incomplete body"}, close=True)
         if body is None:
             return too_large(source)
         if not verify(secret, body, request.headers.get(signature_header(source))):
