@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import os
 import re
 from pathlib import Path
 from typing import Iterable
@@ -54,6 +55,20 @@ def document_path(invoice_dir: str | Path, tenant: str, invoice_date, invoice_nu
     """`<invoice_dir>/<tenant>/<YYYY-MM>/<invoice_number>.html`."""
     month = pd.Timestamp(invoice_date).strftime("%Y-%m")
     return Path(invoice_dir) / tenant / month / f"{invoice_number}.html"
+
+
+def missing_documents(invoice_dir: str | Path, book: pd.DataFrame) -> pd.Series:
+    """True for each invoice of `book` whose document is not on disk (one listing per tenant-month
+    folder, not a stat per invoice)."""
+    if book.empty:
+        return pd.Series(False, index=book.index, dtype=bool)
+    months = pd.to_datetime(pd.Series(book["invoice_date"], dtype=object)).dt.strftime("%Y-%m")
+    folders = book["tenant"].astype(str) + "/" + months
+    expected = folders + "/" + book["invoice_number"].astype(str) + ".html"
+    root = Path(invoice_dir)
+    present = {f"{folder}/{entry.name}" for folder in folders.unique() if (root / folder).is_dir()
+               for entry in os.scandir(root / folder)}
+    return ~expected.isin(present)
 
 
 _CSS = """

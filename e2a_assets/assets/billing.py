@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, table_metadata, window_metadata
-from e2a_assets.billing_documents import document_path, lines_for, write_invoice_documents
+from e2a_assets.billing_documents import lines_for, missing_documents, write_invoice_documents
 from e2a_assets.domain.billing import build_billable_orders, price_orders
 from e2a_assets.domain.statements import (
     APPLIED_FLAGGED,
@@ -198,8 +198,7 @@ def invoices(
     book = ledger.read_invoices(engine, first=first, last=last)
     # Documents lost or never written (e.g. a crash after the ledger commit) are rendered again
     # from the ledger rows; existing files are never touched.
-    missing = book[[not document_path(invoice_documents.invoice_dir, t, d, n).exists()
-                    for t, d, n in zip(book["tenant"], book["invoice_date"], book["invoice_number"])]]  # fmt: skip
+    missing = book[missing_documents(invoice_documents.invoice_dir, book).to_numpy()]
     if len(missing):
         documents += write_invoice_documents(invoice_documents.invoice_dir, missing,
                                              lines_for(engine, list(missing["invoice_number"])), registry)  # fmt: skip
