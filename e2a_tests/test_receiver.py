@@ -418,6 +418,18 @@ def test_metrics_count_requests_per_outcome(receiver: Receiver):
     assert metrics["requests_by_source"]["carrier"] == {"dead_letter": 1}
     assert metrics["batches"] >= 1 and metrics["pending"] == 0
 
+    # A Prometheus scraper asks for text and gets the same counters in the exposition format.
+    scrape = receiver.client.get("/metrics", headers={"Accept": "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"})
+    assert scrape.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    series = dict(line.rsplit(" ", 1) for line in scrape.text.splitlines() if line and not line.startswith("#"))
+    assert series['e2a_webhook_requests_total{source="wms",outcome="stored"}'] == "1"
+    assert series['e2a_webhook_requests_total{source="wms",outcome="unauthorized"}'] == "1"
+    assert series['e2a_webhook_requests_total{source="carrier",outcome="dead_letter"}'] == "1"
+    assert series['e2a_webhook_requests_total{source="shopify",outcome="stored"}'] == "0"
+    assert int(series["e2a_group_commit_deliveries_total"]) == metrics["batched_deliveries"]
+    assert "# TYPE e2a_webhook_requests_total counter" in scrape.text
+    assert receiver.client.get("/metrics?format=prometheus").text.startswith("# HELP e2a_webhook_requests_total")
+
 
 class _BrokenRegistry:
     """A registry with a bug: the receiver must answer 500 JSON without leaking internals."""

@@ -26,13 +26,14 @@ from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from e2a_assets.domain.events import IGNORED
 from e2a_assets.domain.policies import TenantPolicy, TenantRegistry
 from e2a_assets.ingestion import DEAD_LETTER, DUPLICATE, STORED, Delivery, IngestResult, Ingestor
 from e2a_assets.warehouse.engine import ping
+from e2a_assets.webhooks import prometheus
 from e2a_assets.webhooks.signing import (
     E2A_TENANT_HEADER,
     SHOPIFY_DOMAIN_HEADER,
@@ -354,19 +355,21 @@ def create_app(
             return JSONResponse({"status": "unavailable", "warehouse": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ready", "warehouse": engine.dialect.name})
 
-    async def metrics(_request: Request) -> JSONResponse:
-        return JSONResponse(
-            {
-                "requests": dict(counts),
-                "requests_by_source": {s: dict(c) for s, c in by_source.items()},
-                "batches": committer.batches,
-                "batched_deliveries": committer.batched_deliveries,
-                "largest_batch": committer.largest_batch,
-                "failed_batches": committer.failed_batches,
-                "pending": committer.pending,
-                "uptime_s": round(time.time() - started, 3),
-            }
-        )
+    async def metrics(request: Request) -> Response:
+        """JSON by default; Prometheus text for a scraper (Accept: text/plain) or ?format=prometheus."""
+        snapshot = {
+            "requests": dict(counts),
+            "requests_by_source": {s: dict(c) for s, c in by_source.items()},
+            "batches": committer.batches,
+            "batched_deliveries": committer.batched_deliveries,
+            "largest_batch": committer.largest_batch,
+            "failed_batches": committer.failed_batches,
+            "pending": committer.pending,
+            "uptime_s": round(time.time() - started, 3),
+        }
+        if prometheus.wants_prometheus(request.headers.get("accept"), request.query_params.get("format")):
+            return Response(prometheus.render(snapshot), media_type=prometheus.CONTENT_TYPE)
+        return JSONResponse(snapshot)
 
     async def server_error(_request: Request, exc: Exception) -> JSONResponse:
         log.error("500: unhandled %s", type(exc).__name__)
