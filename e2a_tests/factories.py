@@ -6,6 +6,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from e2a_assets.settings import PROJECT_ROOT, Settings
+
 EVENT_COLUMNS = {
     "tenant": "demo-3pl",
     "source": None,
@@ -141,10 +143,8 @@ def envelope_delivery(tenant: str, event_type: str, order_id: str | int, occurre
     return Delivery(tenant, source, {}, json.dumps(body).encode())
 
 
-def settings_for(database_url: str, data_dir) -> "Settings":  # noqa: ANN001
+def settings_for(database_url: str, data_dir) -> Settings:  # noqa: ANN001
     """Settings for a test: the given warehouse, the project's real policies, a temp data dir."""
-    from e2a_assets.settings import PROJECT_ROOT, Settings
-
     return Settings(data_dir=data_dir, database_url=database_url, policies_dir=PROJECT_ROOT / "policies",
                     tenants_file=PROJECT_ROOT / "policies" / "tenants.yaml")
 

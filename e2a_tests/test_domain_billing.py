@@ -18,6 +18,8 @@ from e2a_assets.domain.billing import (
     plan_invoice_numbers,
     price_orders,
     ratio,
+)
+from e2a_assets.domain.invoice_validation import (
     validate_amounts_non_negative,
     validate_due_dates,
     validate_invoice_amounts,

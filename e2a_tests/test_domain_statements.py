@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2a_assets.domain.billing import validate_invoice_amounts
+from e2a_assets.domain.invoice_validation import validate_invoice_amounts
 from e2a_assets.domain.policies import load_registry
 from e2a_assets.domain.statements import (
     ADJUSTMENT_COLUMNS,

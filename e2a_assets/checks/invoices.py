@@ -15,12 +15,10 @@ Scope, chosen per rule:
 import datetime as dt
 
 import dagster as dg
-
-from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 import pandas as pd
 
 from e2a_assets.assets.billing import recompute_billable
-from e2a_assets.domain.billing import (
+from e2a_assets.domain.invoice_validation import (
     validate_amounts_non_negative,
     validate_due_dates,
     validate_invoice_amounts,
@@ -28,6 +26,7 @@ from e2a_assets.domain.billing import (
     validate_invoice_numbers,
 )
 from e2a_assets.domain.statements import PENDING_REVIEW
+from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.warehouse import ledger
 from e2a_assets.warehouse.frames import read_table

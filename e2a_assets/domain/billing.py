@@ -1,11 +1,12 @@
 """Billing rules (DOMAIN §5): billable orders, per-order amounts and lines, invoice numbering and
-the pure checks behind the billing asset checks.
+what applied adjustments add up to.
 
 Everything here is pure and vectorised over orders: money is exact integer cents (`int64`), and
 every fractional factor (multipliers, long-term storage factor, discount rates) is applied as an
 exact integer ratio `amount * num // den`, so `70 × 1.2` is 84, never 83 from float error.
 Loops only ever run over tenants or over the fixed list of line kinds, never over orders.
-Monthly statements, adjustments and the daily report are in `statements.py`.
+Monthly statements, adjustments and the daily report are in `statements.py`; the rules behind
+the invoice asset checks in `invoice_validation.py`.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def _utc(series: pd.Series) -> pd.Series:
     return pd.to_datetime(series, utc=True)
 
 
-def _dates(series: pd.Series) -> pd.Series:
+def as_dates(series: pd.Series) -> pd.Series:
     """Dates (`datetime.date`, or anything date-like) as datetime64 midnights for arithmetic."""
     return pd.to_datetime(pd.Series(series, dtype=object), errors="coerce")
 
@@ -352,7 +353,7 @@ def price_orders(
 # 3. Invoice numbers
 
 
-def _payment_terms(frame: pd.DataFrame, policies: TenantRegistry | pd.DataFrame | None) -> pd.Series:
+def payment_terms(frame: pd.DataFrame, policies: TenantRegistry | pd.DataFrame | None) -> pd.Series:
     if "payment_terms_days" in frame.columns and frame["payment_terms_days"].notna().all():
         return frame["payment_terms_days"].astype(np.int64)
     if policies is None:
@@ -390,7 +391,7 @@ def plan_invoice_numbers(
     if new_invoices.duplicated(["tenant", "order_id"]).any():
         raise ValueError("plan_invoice_numbers: an order appears twice in new_invoices")
     inv = new_invoices.copy()
-    day = _dates(inv["invoice_date"])
+    day = as_dates(inv["invoice_date"])
     inv["invoice_month"] = day.dt.strftime("%Y%m").to_numpy()
     inv["_day"] = day.to_numpy()
     inv["_at"] = _utc(inv["billable_at"])
@@ -401,14 +402,14 @@ def plan_invoice_numbers(
     inv["invoice_number"] = (
         inv["tenant"].str.upper() + "-" + inv["invoice_month"] + "-" + inv["invoice_seq"].astype(str).str.zfill(4)
     )
-    inv["payment_terms_days"] = _payment_terms(inv, policies)
+    inv["payment_terms_days"] = payment_terms(inv, policies)
     inv["due_date"] = (inv["_day"] + pd.to_timedelta(inv["payment_terms_days"], unit="D")).dt.date
     inv["invoice_date"] = inv["_day"].dt.date
     return inv.drop(columns=["_day", "_at", "last_seq"]).reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------
-# 6. Validation (asset checks): each returns the offending rows, empty when all is well
+# 4. Adjustment arithmetic
 
 APPLIED_STATUSES = ("AUTO_APPLIED", "APPLIED_FLAGGED", "APPROVED")
 
@@ -421,104 +422,4 @@ def applied_adjustment_totals(adjustments: pd.DataFrame | None) -> pd.DataFrame:
     out = applied.groupby(["tenant", "invoice_number"])["delta_cents"].sum().rename("applied_cents").reset_index()
     out["applied_cents"] = out["applied_cents"].astype(np.int64)
     return out
-
-
-def validate_invoice_amounts(
-    invoices: pd.DataFrame, adjustments: pd.DataFrame | None, recomputed: pd.DataFrame
-) -> pd.DataFrame:
-    """Invoices whose issued amount + applied adjustments != amount recomputed from events (or none)."""
-    cols = ["tenant", "order_id", "invoice_number", "issued_cents", "applied_cents", "recomputed_cents", "difference_cents", "problem"]
-    if invoices is None or invoices.empty:
-        return pd.DataFrame(columns=cols)
-    inv = invoices[["tenant", "order_id", "invoice_number", "amount_cents"]].rename(columns={"amount_cents": "issued_cents"})
-    inv = inv.merge(applied_adjustment_totals(adjustments), how="left", on=["tenant", "invoice_number"])
-    rec = recomputed[["tenant", "order_id", "amount_cents"]].rename(columns={"amount_cents": "recomputed_cents"})
-    inv = inv.merge(rec, how="left", on=["tenant", "order_id"])
-    inv["applied_cents"] = as_int(inv["applied_cents"])
-    inv["difference_cents"] = inv["recomputed_cents"] - inv["issued_cents"] - inv["applied_cents"]
-    bad = inv["recomputed_cents"].isna() | (inv["difference_cents"] != 0)
-    inv["problem"] = np.where(inv["recomputed_cents"].isna(), "not_recomputed", "amount_mismatch")
-    return inv.loc[bad, cols].reset_index(drop=True)
-
-
-def validate_invoice_numbers(invoices: pd.DataFrame) -> pd.DataFrame:
-    """Malformed, duplicate and missing (gap) numbers; seq per tenant+month must be exactly 1..n.
-
-    Gap rows carry the missing number with order_id None.
-    """
-    cols = ["tenant", "order_id", "invoice_number", "problem"]
-    if invoices is None or invoices.empty:
-        return pd.DataFrame(columns=cols)
-    inv = invoices[["tenant", "order_id", "invoice_number", "invoice_date"]].copy()
-    number = inv["invoice_number"].astype(str)
-    month = _dates(inv["invoice_date"]).dt.strftime("%Y%m").to_numpy()
-    parts = number.str.rsplit("-", n=2)
-    seq = pd.to_numeric(parts.str[-1], errors="coerce")
-    well_formed = number.str.match(INVOICE_NUMBER_PATTERN).fillna(False).astype(bool)
-    well_formed &= (parts.str[0] == inv["tenant"].str.upper()) & (parts.str[1] == month) & (seq >= 1)
-    # The seq must be spelled `{seq:04d}`: "00001" would be a second seq 1 under another string.
-    well_formed &= parts.str[-1] == seq.fillna(0).astype(np.int64).astype(str).str.zfill(4)
-    problems = [inv[~well_formed].assign(problem="malformed")]
-    dup = number.duplicated(keep=False)
-    problems.append(inv[dup].assign(problem="duplicate"))
-    # Gaps: seqs 1..max that no well-formed number holds (a duplicated number still holds its seq).
-    good = inv[well_formed].assign(_month=month[well_formed], _seq=seq[well_formed].astype(np.int64))
-    good = good.drop_duplicates(["tenant", "_month", "_seq"])
-    if not good.empty:
-        top = good.groupby(["tenant", "_month"])["_seq"].max().reset_index()
-        expected = top.loc[top.index.repeat(top["_seq"])].copy()
-        expected["_seq"] = expected.groupby(["tenant", "_month"]).cumcount() + 1
-        gaps = expected.merge(good[["tenant", "_month", "_seq"]], how="left", on=["tenant", "_month", "_seq"], indicator=True)
-        gaps = gaps[gaps["_merge"] == "left_only"]
-        problems.append(pd.DataFrame({
-            "tenant": gaps["tenant"], "order_id": None, "problem": "gap",
-            "invoice_number": gaps["tenant"].str.upper() + "-" + gaps["_month"] + "-" + gaps["_seq"].astype(str).str.zfill(4),
-        }))  # fmt: skip
-    out = pd.concat([p[cols] for p in problems if not p.empty], ignore_index=True) if any(not p.empty for p in problems) else None
-    return out if out is not None else pd.DataFrame(columns=cols)
-
-
-def validate_invoice_coverage(invoices: pd.DataFrame, billable: pd.DataFrame) -> pd.DataFrame:
-    """Billable orders with no invoice, orders with several invoices, invoices for ineligible orders.
-
-    A held order is eligible (it may have been invoiced before the blocking exception opened); an
-    invoice is only "unbillable" when its order is absent from `billable` (never billable).
-    """
-    cols = ["tenant", "order_id", "invoice_number", "problem"]
-    inv = invoices if invoices is not None else pd.DataFrame(columns=["tenant", "order_id", "invoice_number"])
-    inv = inv[["tenant", "order_id", "invoice_number"]]
-    bil = billable[["tenant", "order_id", "billable"]] if billable is not None else pd.DataFrame(columns=["tenant", "order_id", "billable"])
-    missing = bil[bil["billable"].astype(bool)].merge(inv, how="left", on=["tenant", "order_id"])
-    missing = missing[missing["invoice_number"].isna()].assign(problem="missing_invoice")
-    several = inv[inv.duplicated(["tenant", "order_id"], keep=False)].assign(problem="several_invoices")
-    stray = inv.merge(bil, how="left", on=["tenant", "order_id"], indicator=True)
-    stray = stray[stray["_merge"] == "left_only"].assign(problem="unbillable_order")
-    parts = [p[cols] for p in (missing, several, stray) if not p.empty]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
-
-
-def validate_due_dates(invoices: pd.DataFrame, policies: TenantRegistry | pd.DataFrame | None = None) -> pd.DataFrame:
-    """Invoices whose due_date != invoice_date + payment terms (the invoice's own, else the tariff's)."""
-    cols = ["tenant", "order_id", "invoice_number", "invoice_date", "due_date", "expected_due_date", "problem"]
-    if invoices is None or invoices.empty:
-        return pd.DataFrame(columns=cols)
-    inv = invoices.copy()
-    expected = _dates(inv["invoice_date"]) + pd.to_timedelta(_payment_terms(inv, policies).to_numpy(), unit="D")
-    inv["expected_due_date"] = expected.dt.date.to_numpy()
-    bad = (_dates(inv["due_date"]) != expected).to_numpy()
-    return inv.loc[bad].assign(problem="wrong_due_date")[cols].reset_index(drop=True)
-
-
-def validate_amounts_non_negative(invoices: pd.DataFrame, lines: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Invoices with a negative or missing amount (and, if given, negative lines other than multipliers)."""
-    cols = ["tenant", "order_id", "invoice_number", "amount_cents", "problem"]
-    parts = []
-    if invoices is not None and not invoices.empty:
-        bad = invoices[invoices["amount_cents"].isna() | (invoices["amount_cents"] < 0)]
-        parts.append(bad.assign(problem="negative_amount").reindex(columns=cols))
-    if lines is not None and not lines.empty:
-        bad = lines[(lines["amount_cents"] < 0) & ~lines["kind"].str.startswith("multiplier_")]
-        parts.append(bad.assign(problem="negative_line", invoice_number=None).reindex(columns=cols))
-    parts = [p for p in parts if not p.empty]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
 

@@ -15,6 +15,7 @@ import pandas as pd
 from e2a_assets.domain.billing import (
     APPLIED_STATUSES,
     applied_adjustment_totals,
+    as_dates,
     as_int,
     mul_floor,
     policy_table,
@@ -47,10 +48,6 @@ REPORT_COLUMNS = [
 
 def _as_of_date(as_of: pd.Timestamp) -> date:
     return pd.Timestamp(as_of).tz_convert("UTC").date() if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of).date()
-
-
-def _dates(series: pd.Series) -> pd.Series:
-    return pd.to_datetime(pd.Series(series, dtype=object), errors="coerce")
 
 
 def _empty_adjustments() -> pd.DataFrame:
@@ -163,8 +160,8 @@ def _with_applied_adjustments(invoices: pd.DataFrame, adjustments: pd.DataFrame 
 def _overdue_mask(invoices: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
     """Issued by as_of, due strictly before the as_of date, and not paid by as_of."""
     as_of_day = pd.Timestamp(_as_of_date(as_of))
-    issued = _dates(invoices["invoice_date"]) <= as_of_day
-    due = _dates(invoices["due_date"]) < as_of_day
+    issued = as_dates(invoices["invoice_date"]) <= as_of_day
+    due = as_dates(invoices["due_date"]) < as_of_day
     unpaid = pd.Series(True, index=invoices.index)
     if "paid_at" in invoices.columns:
         paid_at = pd.to_datetime(invoices["paid_at"], utc=True)
@@ -200,7 +197,7 @@ def build_monthly_statements(
                      | set(policies["tenant"] if isinstance(policies, pd.DataFrame) else [])
                      | set(inv["tenant"]))  # fmt: skip
     st = pd.DataFrame({"tenant": tenants})
-    day = _dates(inv["invoice_date"])
+    day = as_dates(inv["invoice_date"])
     in_month = inv[((day >= start) & (day < end) & (day <= as_of_day)).to_numpy()]
     gross = in_month.groupby("tenant")["amount_cents"].agg(["size", "sum"])
     st["invoiced_orders"] = as_int(st["tenant"].map(gross["size"]))
@@ -217,7 +214,7 @@ def build_monthly_statements(
     st["minimum_fee_cents"] = st["tenant"].map(table["tariff_minimum_monthly_fee_cents"]).astype(np.int64)
     st["minimum_top_up_cents"] = np.maximum(st["minimum_fee_cents"] - (st["gross_cents"] - st["discount_cents"]), 0)
 
-    adj_day = _dates(adj["adjustment_date"]) if "adjustment_date" in adj.columns else _dates(pd.to_datetime(adj["created_at"], utc=True).dt.date)
+    adj_day = as_dates(adj["adjustment_date"]) if "adjustment_date" in adj.columns else as_dates(pd.to_datetime(adj["created_at"], utc=True).dt.date)
     adj_month = adj[((adj_day >= start) & (adj_day < end) & (adj_day <= as_of_day)).to_numpy()]
     applied = adj_month[adj_month["status"].isin(APPLIED_STATUSES)].groupby("tenant")["delta_cents"].agg(["size", "sum"])
     pending = adj_month[adj_month["status"] == PENDING_REVIEW].groupby("tenant")["delta_cents"].sum()
@@ -278,12 +275,12 @@ def build_billing_report(
     rep = pd.DataFrame({"tenant": tenants})
     m = lambda s: as_int(rep["tenant"].map(s))  # noqa: E731  (per-tenant count/sum, 0 when none)
 
-    inv_day = _dates(inv["invoice_date"])
+    inv_day = as_dates(inv["invoice_date"])
     issued = inv[(inv_day == the_day).to_numpy()].groupby("tenant")["amount_cents"].agg(["size", "sum"])
     rep["invoices_issued"] = m(issued["size"])
     rep["invoiced_cents"] = m(issued["sum"])
 
-    held = bil[(bil["held"].astype(bool) & (_dates(bil["invoice_date"]) <= the_day)).to_numpy()]
+    held = bil[(bil["held"].astype(bool) & (as_dates(bil["invoice_date"]) <= the_day)).to_numpy()]
     rep["held_orders"] = m(held.groupby("tenant").size())
     held_cents = held.groupby("tenant")["amount_cents"].sum() if "amount_cents" in held.columns else pd.Series(dtype=np.int64)
     rep["held_cents"] = m(held_cents)
@@ -291,7 +288,7 @@ def build_billing_report(
     codes = codes.groupby(["tenant", "code"]).size().rename("n").reset_index()
     rep["hold_reasons"] = rep["tenant"].map(_counts_text(codes, "code", "n")).fillna("")
 
-    adj_day = _dates(adj["adjustment_date"]) if "adjustment_date" in adj.columns else _dates(pd.to_datetime(adj["created_at"], utc=True).dt.date)
+    adj_day = as_dates(adj["adjustment_date"]) if "adjustment_date" in adj.columns else as_dates(pd.to_datetime(adj["created_at"], utc=True).dt.date)
     today = adj[(adj_day == the_day).to_numpy()]
     for status, col in ((AUTO_APPLIED, "adjustments_auto_applied"), (APPLIED_FLAGGED, "adjustments_applied_flagged"), (PENDING_REVIEW, "adjustments_pending_review")):
         rep[col] = m(today[today["status"] == status].groupby("tenant").size())
