@@ -114,6 +114,9 @@ def run_demo(settings: Settings, *, days: int, orders_per_day: int, seed: int, e
             Ingestor(make_engine(settings.database_url)), deliveries, on_progress=lambda done: progress.update(task, completed=done)
         )
     echo(f"  {stats.stored} events stored, {stats.duplicate} duplicates, {stats.dead_letter} dead letters")
+    if stats.duplicate and stats.stored == 0:
+        echo("  (the same traffic as an earlier demo: the event log keeps each event once; the assets below "
+             "are re-evaluated as of now)")
 
     echo(f"Materialising every asset for {first}..{last} (as of {as_of.isoformat()}) ...")
     defs = build_definitions(settings)
