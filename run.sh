@@ -25,8 +25,9 @@ setup() {
   want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "run.sh: installing e2a and its dependencies into .venv" >&2
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[test]"
+    # -qq: errors only (the build backend's notices about editable installs are not for users).
+    .venv/bin/python -m pip install -qq --upgrade pip
+    .venv/bin/python -m pip install -qq -e ".[test]"
     echo "$want" > "$stamp"
   fi
   export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/data/dagster_home}"
