@@ -78,6 +78,26 @@ def _tenants(settings: Settings, count: int):
     return list(registry.policies[:count])
 
 
+def _reachable_receiver(url: str) -> str:
+    """`--live URL` as a base URL, once it is well-formed and a receiver answers there."""
+    import httpx
+
+    try:
+        parsed = httpx.URL(url.strip())
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise click.BadParameter(f"expected the receiver's base URL, like http://127.0.0.1:8000, got {url!r}",
+                                 param_hint="--live")
+    base = str(parsed).rstrip("/")
+    try:
+        httpx.get(f"{base}/healthz", timeout=5)
+    except httpx.HTTPError as exc:
+        raise E2AError(f"--live {base}: no receiver answers there ({type(exc).__name__}); "
+                       f"start one with `e2a serve` or `e2a up`") from None
+    return base
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """e2a: exception to action, a Dagster asset platform for 3PL warehouse operations."""
@@ -95,19 +115,24 @@ def simulate(tenant_count: int, days: int, orders_per_day: int, seed: int, start
              live: str | None, rate: float | None) -> None:
     """Generate realistic Shopify, WMS and carrier traffic (reproducible for a seed)."""
     from e2a_assets.ingestion import Ingestor
-    from e2a_assets.simulator.runner import ingest_deliveries, send_live
+    from e2a_assets.simulator.runner import ReceiverUnreachable, ingest_deliveries, send_live
     from e2a_assets.simulator.traffic import generate
     from e2a_assets.warehouse.engine import make_engine
     from rich.progress import Progress
 
     settings = _settings()
     first = _parse_day(start, "--start") or dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days)
+    if live:
+        live = _reachable_receiver(live)
     deliveries = generate(_tenants(settings, tenant_count), days, orders_per_day, seed, first)
     with Progress(transient=False) as progress:
         task = progress.add_task("delivering" if live else "ingesting", total=len(deliveries))
         advance = lambda done: progress.update(task, completed=done)  # noqa: E731
         if live:
-            stats = send_live(live.rstrip("/"), deliveries, rate, on_progress=advance)
+            try:
+                stats = send_live(live, deliveries, rate, on_progress=advance)
+            except ReceiverUnreachable as exc:
+                raise E2AError(f"--live: {exc}") from None
             click.echo(f"sent {len(deliveries)} deliveries to {live}: {stats}")
             return
         stats = ingest_deliveries(Ingestor(make_engine(settings.database_url)), deliveries, on_progress=advance)
@@ -292,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(exc.ctx.get_help() if exc.ctx else "usage: e2a COMMAND [ARGS] (see 'e2a --help')", err=True)
         sys.exit(2)
     except click.UsageError as exc:
-        hint = f" (see 'e2a {exc.ctx.info_name if exc.ctx and exc.ctx.parent else ''} --help')".replace("  ", " ")
+        hint = f" (see '{exc.ctx.command_path if exc.ctx else 'e2a'} --help')"
         click.echo(f"e2a: {exc.format_message()}{hint}", err=True)
         sys.exit(2)
     except click.ClickException as exc:

@@ -34,6 +34,9 @@ def test_dg_check_defs_loads_the_code_location(tmp_path):
         (["simulate", "--tenants", "9"], "has 2 tenants"),
         (["no-such-command"], "No such command"),
         (["replay-dead-letters", "--tenant", "nobody"], "unknown tenant"),
+        (["simulate", "--live", "notaurl"], "expected the receiver's base URL"),
+        (["simulate", "--live", "http://127.0.0.1:9"], "no receiver answers there"),
+        (["invoices", "export", "--tenant", "demo-3pl", "--month", "2025-8"], "see 'e2a invoices export --help'"),
     ],
 )
 def test_bad_cli_arguments_give_one_line_and_non_zero_exit(args, message, tmp_path):

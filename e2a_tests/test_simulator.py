@@ -22,7 +22,7 @@ from starlette.routing import Route
 from e2a_assets.domain.events import ACCEPTED, MalformedEvent, canonicalize
 from e2a_assets.domain.policies import load_registry
 from e2a_assets.ingestion import Delivery, Ingestor
-from e2a_assets.simulator.runner import LiveStats, ingest_deliveries, send_live
+from e2a_assets.simulator.runner import LiveStats, ReceiverUnreachable, ingest_deliveries, send_live
 from e2a_assets.simulator.traffic import CANCELLATIONS, PROBLEMS, RETURNS, TrafficMix, generate
 from e2a_assets.warehouse.engine import make_engine
 from e2a_assets.warehouse.schema import event_log
@@ -450,3 +450,34 @@ def test_send_live_gives_up_on_connection_errors():
     stats = send_live(f"http://127.0.0.1:{port}", [d], rate=None, retries=2, backoff_base=0.001, timeout=2)
     assert stats.gave_up == 1 and stats.connection_errors == 3 and stats.attempts == 3
     assert stats.final_status == {0: 1} and stats.by_status == {}
+
+
+def test_send_live_stops_when_the_receiver_goes_away(live_receiver, small):
+    """A receiver that disappears mid-run ends the run with what was delivered, not a hang."""
+    base_url, _receiver = live_receiver
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    gone = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+    batch = [d for d in small if not d.duplicate][:8]
+    with httpx.Client(timeout=5) as client:
+        # The first two deliveries (503, then 200 on the retry) reach the receiver; then it is gone.
+        routed = _Rerouting(client, base_url, gone, after=4)
+        with pytest.raises(ReceiverUnreachable) as caught:
+            send_live(base_url, batch, rate=None, retries=1, client=routed, backoff_base=0.001, max_unreachable=3)
+    stats = caught.value.stats
+    assert (stats.delivered, stats.deliveries, stats.gave_up) == (2, 5, 3)
+    assert "3 deliveries in a row" in str(caught.value) and "2 of 5 delivered" in str(caught.value)
+
+
+class _Rerouting:
+    """An httpx client stand-in whose receiver moves to a dead address after `after` requests."""
+
+    def __init__(self, client: httpx.Client, base_url: str, gone: str, after: int):
+        self.client, self.base_url, self.gone, self.left = client, base_url, gone, after
+
+    def post(self, url: str, **kwargs):  # noqa: ANN003, ANN201
+        if self.left <= 0:
+            url = url.replace(self.base_url, self.gone)
+        self.left -= 1
+        return self.client.post(url, **kwargs)

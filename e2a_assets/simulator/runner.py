@@ -92,6 +92,15 @@ class LiveStats:
         return self.attempts / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
 
 
+class ReceiverUnreachable(RuntimeError):
+    """The receiver gave no HTTP answer to several deliveries in a row, retries included."""
+
+    def __init__(self, base_url: str, stats: LiveStats, consecutive: int):
+        super().__init__(f"no answer from {base_url} for {consecutive} deliveries in a row (retries included); "
+                         f"{stats.delivered} of {stats.deliveries} delivered before it went away")
+        self.stats = stats
+
+
 class _Pacer:
     """At most `rate` request starts per second (None: no limit)."""
 
@@ -134,6 +143,7 @@ def send_live(
     backoff_max: float = 30.0,
     timeout: float = 10.0,
     sleep: Callable[[float], None] = time.sleep,
+    max_unreachable: int | None = 3,
 ) -> LiveStats:
     """POST every delivery to `{base_url}/webhooks/{source}`, at most `rate` requests/second.
 
@@ -142,6 +152,10 @@ def send_live(
     `backoff_max`, or the server's numeric Retry-After when given), except 4xx other than 408/429,
     which are final. Connection errors and timeouts are retried the same way. Deliveries are sent
     one after another in the given order. `on_progress(n)` gets the cumulative number handled.
+
+    A receiver that stays silent is not waited for forever: after `max_unreachable` deliveries in
+    a row that got no HTTP answer at all (retries included), `ReceiverUnreachable` is raised with
+    the stats so far. None keeps going whatever happens.
     """
     if retries < 0:
         raise ValueError("retries must be >= 0")
@@ -152,6 +166,7 @@ def send_live(
     jitter = random.Random(0x5EED)  # jitter only; not part of any reproducible output
     stats = LiveStats()
     started = time.monotonic()
+    unreachable = 0  # deliveries in a row that never got an HTTP answer
     try:
         for item in deliveries:
             d = _as_delivery(item)
@@ -190,6 +205,10 @@ def send_live(
                 stats.gave_up += 1
             if on_progress is not None:
                 on_progress(stats.deliveries)
+            unreachable = unreachable + 1 if final == 0 else 0
+            if max_unreachable is not None and unreachable >= max_unreachable:
+                stats.elapsed_seconds = time.monotonic() - started
+                raise ReceiverUnreachable(base, stats, unreachable)
     finally:
         stats.elapsed_seconds = time.monotonic() - started
         if own_client:
@@ -202,4 +221,4 @@ def sort_by_send_at(deliveries: Sequence[SimDelivery]) -> list[SimDelivery]:
     return sorted(deliveries, key=lambda d: d.send_at)
 
 
-__all__ = ["LiveStats", "ingest_deliveries", "send_live", "sort_by_send_at"]
+__all__ = ["LiveStats", "ReceiverUnreachable", "ingest_deliveries", "send_live", "sort_by_send_at"]
