@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy import exc as sa_exc
 
 from e2a_assets.domain.policies import PolicyError
 from e2a_assets.settings import PROJECT_ROOT, Settings
@@ -309,6 +310,22 @@ def review_adjustment_command(adjustment_id: str, approve: bool, reviewer: str) 
     click.echo(f"{adjustment_id}: {'APPROVED' if approve else 'REJECTED'} by {reviewer}")
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _shown_database_url() -> str:
+    """The warehouse URL from the environment, password hidden (for one-line errors)."""
+    from sqlalchemy.engine import make_url
+
+    url = os.environ.get("DATABASE_URL") or "(the default SQLite file)"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not parseable: show no more than the scheme
+        return url.split("://", 1)[0] + "://..." if "://" in url else "(unparseable)"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors, no tracebacks for user mistakes."""
     try:
@@ -325,6 +342,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except PolicyError as exc:
         click.echo(f"e2a: {exc}", err=True)
+        sys.exit(1)
+    except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:
+        click.echo(f"e2a: DATABASE_URL {_shown_database_url()} is not a usable database URL: {_first_line(exc)}", err=True)
+        sys.exit(1)
+    except sa_exc.DBAPIError as exc:
+        click.echo(f"e2a: the warehouse at {_shown_database_url()} is not reachable: {_first_line(exc.orig or exc)}",
+                   err=True)
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo("e2a: aborted", err=True)

@@ -48,6 +48,23 @@ def test_bad_cli_arguments_give_one_line_and_non_zero_exit(args, message, tmp_pa
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.parametrize(
+    "database_url, args, message",
+    [
+        ("foo://bar", ["replay-dead-letters"], "DATABASE_URL foo://bar is not a usable database URL"),
+        ("not a url", ["serve", "--workers", "2"], "DATABASE_URL (unparseable) is not a usable database URL"),
+        ("postgresql://e2a:s3cret@127.0.0.1:9/none", ["serve"],
+         "the warehouse at postgresql://e2a:***@127.0.0.1:9/none is not reachable"),
+    ],
+)
+def test_bad_or_unreachable_warehouse_is_one_line_without_the_password(database_url, args, message, tmp_path):
+    result = run_cli(*args, env={"E2A_DATA_DIR": str(tmp_path), "DATABASE_URL": database_url})
+    assert result.returncode == 1
+    error = [line for line in result.stderr.strip().splitlines() if line.startswith("e2a: ")]
+    assert len(error) == 1 and message in error[0], result.stderr
+    assert "Traceback" not in result.stderr + result.stdout and "s3cret" not in result.stderr
+
+
 def test_bad_tenant_file_is_one_line_naming_file_and_field(tmp_path):
     bad = tmp_path / "tenants.yaml"
     bad.write_text("tenants:\n  demo-3pl:\n    timezone: Mars/Olympus\n")

@@ -54,10 +54,13 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_lev
                    server_header=False)
     registry = settings.registry()
     _warn_about_secrets(registry)
+    # Reach the warehouse (and create its schema) before taking traffic: a wrong DATABASE_URL or a
+    # warehouse that is down ends here with one line, not in a traceback per worker.
+    engine = make_engine(settings.database_url)
     if workers > 1:
+        engine.dispose()
         uvicorn.run("e2a_assets.webhooks.server:app_from_env", factory=True, workers=workers, **options)
         return
-    engine = make_engine(settings.database_url)
     try:
         uvicorn.Server(uvicorn.Config(create_app(engine, registry), **options)).run()
     finally:
