@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,27 +27,28 @@ class ProcessGroup:
 
     tmpdir: Path
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
-    logs: dict[str, Path] = field(default_factory=dict)
+    logs: dict[str, tuple[Path, int]] = field(default_factory=dict)  # name -> (log, its size at start)
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
         """Start a child in a new session; its output goes to `log` (appended) when given."""
         self.tmpdir.mkdir(parents=True, exist_ok=True)
         child_env = {**os.environ, "TMPDIR": str(self.tmpdir), **(env or {})}
         out = open(log, "ab") if log else None  # noqa: SIM115 - owned by the child for its lifetime
+        since = out.tell() if out else 0
         proc = subprocess.Popen(args, env=child_env, preexec_fn=_restore_signals, start_new_session=True,
                                 stdout=out, stderr=subprocess.STDOUT if out else None)
         if out:
             out.close()
         self.children.append((name, proc))
         if log:
-            self.logs[name] = log
+            self.logs[name] = (log, since)
         return proc
 
     def failed(self) -> str | None:
         """Which child has exited, with the last line of its log (why), or None."""
         for name, proc in self.children:
             if proc.poll() is not None:
-                reason = last_line(self.logs[name]) if name in self.logs else ""
+                reason = why_it_stopped(*self.logs[name]) if name in self.logs else ""
                 return f"{name} exited with code {proc.returncode}" + (f" ({reason})" if reason else "")
         return None
 
@@ -63,13 +65,24 @@ class ProcessGroup:
                 proc.wait()
 
 
-def last_line(log: Path) -> str:
-    """The last non-empty line of a child's log (a traceback ends with the exception)."""
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TROUBLE = re.compile(r"error|exception|fatal|denied|refused|in use", re.IGNORECASE)
+
+
+def why_it_stopped(log: Path, since: int = 0) -> str:
+    """The line of a child's log (from byte `since`, this start's part) that best says why it
+    stopped: the last one that mentions an error, else the last line."""
     try:
-        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        with open(log, "rb") as handle:
+            handle.seek(since)
+            text = handle.read().decode(errors="replace")
     except OSError:
         return ""
-    return lines[-1][:300] if lines else ""
+    lines = [_ANSI.sub("", line).strip() for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    trouble = [line for line in lines if _TROUBLE.search(line)]
+    chosen = trouble[-1] if trouble else (lines[-1] if lines else "")
+    return chosen[:300]
 
 
 def prepare_instance() -> None:

@@ -110,11 +110,21 @@ def test_instance_storage_is_created_before_any_dagster_process_starts(tmp_path,
             assert len(conn.execute("SELECT version_num FROM alembic_version").fetchall()) == 1, db
 
 
-def test_a_child_that_dies_is_reported_with_the_last_line_of_its_log(tmp_path):
+def test_a_child_that_dies_is_reported_with_why_from_this_start_of_its_log(tmp_path):
     from e2a_assets.processes import ProcessGroup
 
+    log = tmp_path / "webserver.log"
+    log.write_text("ERROR: an error of an earlier start\n")  # logs are appended across starts
+    script = ("import sys; print('\\x1b[32mstarting\\x1b[0m - INFO - Serving on :3000'); "
+              "print('ERROR:    [Errno 98] address already in use'); print('INFO - Shutting down code server'); "
+              "sys.exit(3)")
     group = ProcessGroup(tmp_path / "tmp")
-    group.start("daemon", [sys.executable, "-c", "import sys; print('starting'); sys.exit('boom: no instance')"],
-                log=tmp_path / "daemon.log")
+    group.start("webserver", [sys.executable, "-c", script], log=log)
     group.children[0][1].wait(30)
-    assert group.failed() == "daemon exited with code 1 (boom: no instance)"
+    assert group.failed() == "webserver exited with code 3 (ERROR:    [Errno 98] address already in use)"
+
+    quiet = ProcessGroup(tmp_path / "tmp")
+    quiet.start("daemon", [sys.executable, "-c", "import sys; print('starting'); sys.exit('boom: no instance')"],
+                log=tmp_path / "daemon.log")
+    quiet.children[0][1].wait(30)
+    assert quiet.failed() == "daemon exited with code 1 (boom: no instance)"
