@@ -233,6 +233,55 @@ def up(host: str, port: int, ui_port: int, with_traffic: bool, rate: float) -> N
         group.stop()
 
 
+@cli.command()
+def status() -> None:
+    """Readiness (warehouse, event freshness, dead letters, sensor lag) and open work per tenant.
+
+    Exits 1 when a readiness check that gates the scheduled runs fails, so monitoring can call it.
+    """
+    import dagster as dg
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    from e2a_assets.billing_documents import format_money
+    from e2a_assets.checks.readiness import evaluate_readiness
+    from e2a_assets.domain.readiness import ERROR, ReadinessThresholds
+    from e2a_assets.resources import WarehouseResource
+    from e2a_assets.status import OPEN_WORK, open_work
+
+    settings = _settings()
+    prepared_dagster_home(settings)
+    warehouse = WarehouseResource(database_url=settings.database_url)
+    with dg.DagsterInstance.get() as instance:
+        verdicts = evaluate_readiness(warehouse, instance, ReadinessThresholds())
+    console = Console()
+    console.print(f"warehouse  {_shown_database_url()}")
+    checks = Table(title="readiness (gates the scheduled runs)", title_justify="left")
+    for column in ("check", "result", "why"):
+        checks.add_column(column)
+    for v in verdicts:
+        result = "ok" if v.passed else ("FAIL" if v.severity == ERROR else "warn")
+        checks.add_row(v.name, result, v.description)
+    console.print(checks)
+    blocking = [v.name for v in verdicts if not v.passed and v.severity == ERROR]
+    if verdicts[0].passed:
+        today = pd.Timestamp.now(tz="UTC").date()
+        work = open_work(warehouse.get_engine(), today)
+        table = Table(title=f"open work per tenant (as the last runs left it, {today:%Y-%m})", title_justify="left")
+        table.add_column("tenant")
+        for name, _ in OPEN_WORK:
+            table.add_column(name.replace("_cents", "").replace("_", " "), justify="right")
+        registry = settings.registry()
+        for row in work.to_dict("records"):  # one row per tenant
+            policy = registry.get(row["tenant"])
+            money = format_money(row["invoiced_cents_this_month"], policy.currency if policy else "USD")
+            table.add_row(row["tenant"], *[str(row[name]) for name, _ in OPEN_WORK[:-1]], money)
+        console.print(table if len(work) else "no tenant has data yet: run `e2a demo` or feed the receiver")
+    if blocking:
+        raise E2AError(f"not ready: {', '.join(blocking)} failed (scheduled runs skip their work until fixed)")
+
+
 @cli.command("replay-dead-letters")
 @click.option("--tenant", help="Only this tenant's dead letters.")
 @click.option("--limit", type=click.IntRange(1), help="At most this many.")
@@ -319,7 +368,12 @@ def _shown_database_url() -> str:
     """The warehouse URL from the environment, password hidden (for one-line errors)."""
     from sqlalchemy.engine import make_url
 
-    url = os.environ.get("DATABASE_URL") or "(the default SQLite file)"
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        try:
+            url = _settings().database_url  # the default SQLite file under the data directory
+        except Exception:  # noqa: BLE001 - settings themselves are broken: say what we know
+            return "(the default SQLite file)"
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - not parseable: show no more than the scheme

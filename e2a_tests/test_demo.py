@@ -1,6 +1,10 @@
 """`e2a demo` (what `./run.sh demo` runs): simulate, materialise on the project's instance, summarise."""
 
 import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -8,6 +12,10 @@ import pandas as pd
 from e2a_assets import cli
 from e2a_assets.demo import run_demo, tenant_summary
 from e2a_assets.settings import Settings
+from e2a_assets.status import open_work
+from e2a_assets.warehouse.engine import make_engine
+
+E2A = Path(sys.executable).with_name("e2a")
 
 
 def test_demo_materialises_every_asset_on_the_instance_and_its_summary_adds_up(tmp_path, monkeypatch):
@@ -40,3 +48,26 @@ def test_demo_materialises_every_asset_on_the_instance_and_its_summary_adds_up(t
     pd.testing.assert_series_equal(summary["completed"], summary["invoices"] + summary["held"], check_names=False,
                                    check_dtype=False)
     assert (summary["invoiced $"] > 0).all()
+
+    # `e2a status` on the same data: ready, and the open work agrees with the demo's summary.
+    work = open_work(make_engine(settings.database_url), today).set_index("tenant")
+    assert list(work.index) == ["demo-3pl", "northwind-goods"]
+    assert (work["held_orders"] == summary["held"]).all() and (work["open_exceptions"] == summary["open"]).all()
+    assert (work["stalled_orders"] == summary["stalled"]).all()
+    assert (work["invoices_this_month"] <= summary["invoices"]).all() and work["invoices_this_month"].sum() > 0
+    env = {**os.environ, "E2A_DATA_DIR": str(tmp_path), "DAGSTER_HOME": str(home), "COLUMNS": "200"}
+    shown = subprocess.run([str(E2A), "status"], capture_output=True, text=True, timeout=120, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "warehouse_reachable │ ok" in shown.stdout and "events_fresh        │ ok" in shown.stdout
+    assert "demo-3pl" in shown.stdout and "northwind-goods" in shown.stdout
+
+
+def test_status_exits_1_with_the_failed_checks_when_the_warehouse_is_down(tmp_path):
+    env = {**os.environ, "E2A_DATA_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "home"), "COLUMNS": "200",
+           "DATABASE_URL": "postgresql://e2a:s3cret@127.0.0.1:9/none"}
+    shown = subprocess.run([str(E2A), "status"], capture_output=True, text=True, timeout=120, env=env)
+    assert shown.returncode == 1
+    assert "warehouse_reachable │ FAIL" in shown.stdout and "s3cret" not in shown.stdout + shown.stderr
+    assert shown.stderr.strip().splitlines() == [
+        "e2a: not ready: warehouse_reachable, events_fresh, dead_letter_backlog, sensor_lag failed "
+        "(scheduled runs skip their work until fixed)"]

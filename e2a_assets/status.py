@@ -1,0 +1,54 @@
+"""`e2a status`: is the platform ready, and what is waiting for people, per tenant.
+
+Readiness is the same four verdicts the scheduled runs are gated on (`checks/readiness.py`);
+the open work is read from the assets' tables as their last runs left them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from sqlalchemy import Engine, func, select
+
+from e2a_assets.warehouse import ledger, schema
+
+# (column, what it counts): the order of the table `e2a status` prints.
+OPEN_WORK = (
+    ("open_exceptions", "exceptions still OPEN"),
+    ("critical_urgent", "open exceptions in the critical_urgent queue"),
+    ("stalled_orders", "orders with no event for stalled_hours"),
+    ("held_orders", "completed orders held from invoicing by a blocking exception"),
+    ("pending_review", "invoice adjustments waiting for a reviewer"),
+    ("invoices_this_month", "invoices dated this calendar month (UTC)"),
+    ("invoiced_cents_this_month", "their amount"),
+)
+
+
+def _per_tenant(engine: Engine, name: str, query) -> pd.Series:  # noqa: ANN001
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return pd.Series({tenant: value for tenant, value in rows}, name=name, dtype="int64")
+
+
+def open_work(engine: Engine, today: dt.date) -> pd.DataFrame:
+    """One row per tenant with the counts of `OPEN_WORK` (0 where nothing waits)."""
+    month_start = today.replace(day=1)
+    ex, pr, orders = schema.exceptions, schema.exception_priorities, schema.orders
+    billable, adjustments, invoices = ledger.billable_orders, ledger.invoice_adjustments, ledger.invoices
+    queries = {
+        "open_exceptions": select(ex.c.tenant, func.count()).where(ex.c.status == "OPEN").group_by(ex.c.tenant),
+        "critical_urgent": select(pr.c.tenant, func.count()).where(pr.c.category == "critical_urgent").group_by(pr.c.tenant),
+        "stalled_orders": select(orders.c.tenant, func.count()).where(orders.c.stalled.is_(True)).group_by(orders.c.tenant),
+        "held_orders": select(billable.c.tenant, func.count()).where(billable.c.held.is_(True)).group_by(billable.c.tenant),
+        "pending_review": select(adjustments.c.tenant, func.count())
+        .where(adjustments.c.status == "PENDING_REVIEW").group_by(adjustments.c.tenant),
+        "invoices_this_month": select(invoices.c.tenant, func.count())
+        .where(invoices.c.invoice_date >= month_start).group_by(invoices.c.tenant),
+        "invoiced_cents_this_month": select(invoices.c.tenant, func.sum(invoices.c.amount_cents))
+        .where(invoices.c.invoice_date >= month_start).group_by(invoices.c.tenant),
+    }
+    frame = pd.concat([_per_tenant(engine, name, q) for name, q in queries.items()], axis=1)
+    frame = frame.reindex(columns=[name for name, _ in OPEN_WORK]).fillna(0).astype("int64")
+    frame.index.name = "tenant"
+    return frame.sort_index().reset_index()
