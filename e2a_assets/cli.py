@@ -248,7 +248,7 @@ def status() -> None:
     from e2a_assets.checks.readiness import evaluate_readiness
     from e2a_assets.domain.readiness import ERROR, ReadinessThresholds
     from e2a_assets.resources import WarehouseResource
-    from e2a_assets.status import OPEN_WORK, open_work
+    from e2a_assets.status import OPEN_WORK, open_work, recent_alerts
 
     settings = _settings()
     prepared_dagster_home(settings)
@@ -278,6 +278,8 @@ def status() -> None:
             money = format_money(row["invoiced_cents_this_month"], policy.currency if policy else "USD")
             table.add_row(row["tenant"], *[str(row[name]) for name, _ in OPEN_WORK[:-1]], money)
         console.print(table if len(work) else "no tenant has data yet: run `e2a demo` or feed the receiver")
+        count, newest = recent_alerts(warehouse.get_engine(), dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=24))
+        console.print(f"alerts in the last 24 h: {count}" + (f" (newest: {newest})" if newest else ""))
     if blocking:
         raise E2AError(f"not ready: {', '.join(blocking)} failed (scheduled runs skip their work until fixed)")
 

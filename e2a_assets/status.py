@@ -52,3 +52,17 @@ def open_work(engine: Engine, today: dt.date) -> pd.DataFrame:
     frame = frame.reindex(columns=[name for name, _ in OPEN_WORK]).fillna(0).astype("int64")
     frame.index.name = "tenant"
     return frame.sort_index().reset_index()
+
+
+def recent_alerts(engine: Engine, since: dt.datetime) -> tuple[int, str | None]:
+    """How many alerts were raised since `since`, and a line about the newest one."""
+    alerts = schema.alerts
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(alerts).where(alerts.c.raised_at >= since)).scalar_one()
+        newest = conn.execute(select(alerts.c.raised_at, alerts.c.kind, alerts.c.subject)
+                              .where(alerts.c.raised_at >= since).order_by(alerts.c.raised_at.desc()).limit(1)).first()
+    if newest is None:
+        return int(count), None
+    raised = pd.Timestamp(newest.raised_at)
+    raised = raised.tz_localize("UTC") if raised.tzinfo is None else raised.tz_convert("UTC")
+    return int(count), f"{newest.kind} {newest.subject} at {raised:%Y-%m-%d %H:%M} UTC"

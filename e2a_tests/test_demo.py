@@ -60,6 +60,17 @@ def test_demo_materialises_every_asset_on_the_instance_and_its_summary_adds_up(t
     assert shown.returncode == 0, shown.stderr
     assert "warehouse_reachable │ ok" in shown.stdout and "events_fresh        │ ok" in shown.stdout
     assert "demo-3pl" in shown.stdout and "northwind-goods" in shown.stdout
+    assert "alerts in the last 24 h: 0" in shown.stdout
+
+    # An alert raised by the alert path (here: a failed check) is counted with its subject.
+    from e2a_assets.resources import WarehouseResource
+    from e2a_assets.sensors.alerts import AlertWebhookResource, raise_alert
+
+    raise_alert(WarehouseResource(database_url=settings.database_url), AlertWebhookResource(webhook_url=None),
+                alert_key="check-1", kind="check_failure", severity="ERROR", subject="invoices:invoice_numbering",
+                message="gap in DEMO-3PL-202611", run_id=None, lines=["gap"])
+    shown = subprocess.run([str(E2A), "status"], capture_output=True, text=True, timeout=120, env=env)
+    assert "alerts in the last 24 h: 1 (newest: check_failure invoices:invoice_numbering at " in shown.stdout
 
 
 def test_status_exits_1_with_the_failed_checks_when_the_warehouse_is_down(tmp_path):
