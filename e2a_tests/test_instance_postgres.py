@@ -64,8 +64,12 @@ def test_cli_installs_the_postgres_instance_config(tmp_path, monkeypatch, instan
     assert (home / "dagster.yaml").read_bytes() == (PROJECT_ROOT / "dagster.yaml").read_bytes()
 
 
-def _daemon_iterations(instance: dg.DagsterInstance, location_file: Path) -> None:
-    """One scheduler pass an hour ahead and one sensor pass over the e2a location, daemon-style."""
+def _daemon_iterations(instance: dg.DagsterInstance, location_file: Path, day: dt.date) -> None:
+    """One scheduler pass an hour ahead and one sensor pass over the e2a location, daemon-style.
+
+    The scheduler runs on `day` at 10:05 UTC, whatever the wall clock says: an hour ahead of 02:xx
+    would be the 03:00 tick, which the maintenance window skips.
+    """
     from dagster._core.remote_origin import InProcessCodeLocationOrigin
     from dagster._core.test_utils import InProcessTestWorkspaceLoadTarget, create_test_daemon_workspace_context
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
@@ -78,8 +82,8 @@ def _daemon_iterations(instance: dg.DagsterInstance, location_file: Path) -> Non
     )
     log = logging.getLogger("e2a.test.daemon")
     with create_test_daemon_workspace_context(InProcessTestWorkspaceLoadTarget(origin), instance) as workspace:
-        now = dt.datetime.now(dt.timezone.utc)
-        # The first pass records the schedules' start; the second sees the next hourly tick.
+        now = dt.datetime.combine(day, dt.time(10, 5), tzinfo=dt.timezone.utc)
+        # The first pass records the schedules' start; the second sees the next hourly tick (11:00).
         list(launch_scheduled_runs(workspace, log, now, {}))
         list(launch_scheduled_runs(workspace, log, now + dt.timedelta(minutes=61), {}))
         list(execute_sensor_iteration(workspace, log, None, None))
@@ -110,7 +114,7 @@ def test_ticks_runs_and_backfills_are_stored_in_postgres(tmp_path, monkeypatch, 
     instance = dg.DagsterInstance.from_config(str(home))
     try:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        _daemon_iterations(instance, location)
+        _daemon_iterations(instance, location, today)
 
         # A scheduled tick and the run it launched (queued for the run queue).
         [tick] = _ticks(instance, "order_processing_schedule")
