@@ -267,17 +267,17 @@ def status() -> None:
     blocking = [v.name for v in verdicts if not v.passed and v.severity == ERROR]
     if verdicts[0].passed:
         today = pd.Timestamp.now(tz="UTC").date()
-        work = open_work(warehouse.get_engine(), today)
+        registry = settings.registry()
+        work = open_work(warehouse.get_engine(), today, registry.tenants)
         table = Table(title=f"open work per tenant (as the last runs left it, {today:%Y-%m})", title_justify="left")
         table.add_column("tenant")
         for name, _ in OPEN_WORK:
             table.add_column(name.replace("_cents", "").replace("_", " "), justify="right")
-        registry = settings.registry()
         for row in work.to_dict("records"):  # one row per tenant
             policy = registry.get(row["tenant"])
             money = format_money(row["invoiced_cents_this_month"], policy.currency if policy else "USD")
             table.add_row(row["tenant"], *[str(row[name]) for name, _ in OPEN_WORK[:-1]], money)
-        console.print(table if len(work) else "no tenant has data yet: run `e2a demo` or feed the receiver")
+        console.print(table)
         count, newest = recent_alerts(warehouse.get_engine(), dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=24))
         console.print(f"alerts in the last 24 h: {count}" + (f" (newest: {newest})" if newest else ""))
     if blocking:

@@ -7,6 +7,7 @@ the open work is read from the assets' tables as their last runs left them.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Iterable
 
 import pandas as pd
 from sqlalchemy import Engine, func, select
@@ -31,8 +32,9 @@ def _per_tenant(engine: Engine, name: str, query) -> pd.Series:  # noqa: ANN001
     return pd.Series({tenant: value for tenant, value in rows}, name=name, dtype="int64")
 
 
-def open_work(engine: Engine, today: dt.date) -> pd.DataFrame:
-    """One row per tenant with the counts of `OPEN_WORK` (0 where nothing waits)."""
+def open_work(engine: Engine, today: dt.date, tenants: Iterable[str] = ()) -> pd.DataFrame:
+    """One row per tenant (each of `tenants`, plus any other found in the tables) with the counts
+    of `OPEN_WORK`, 0 where nothing waits."""
     month_start = today.replace(day=1)
     ex, pr, orders = schema.exceptions, schema.exception_priorities, schema.orders
     billable, adjustments, invoices = ledger.billable_orders, ledger.invoice_adjustments, ledger.invoices
@@ -49,7 +51,8 @@ def open_work(engine: Engine, today: dt.date) -> pd.DataFrame:
         .where(invoices.c.invoice_date >= month_start).group_by(invoices.c.tenant),
     }
     frame = pd.concat([_per_tenant(engine, name, q) for name, q in queries.items()], axis=1)
-    frame = frame.reindex(columns=[name for name, _ in OPEN_WORK]).fillna(0).astype("int64")
+    frame = frame.reindex(index=sorted(set(frame.index) | set(tenants)), columns=[name for name, _ in OPEN_WORK])
+    frame = frame.fillna(0).astype("int64")
     frame.index.name = "tenant"
     return frame.sort_index().reset_index()
 

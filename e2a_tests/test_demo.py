@@ -50,7 +50,7 @@ def test_demo_materialises_every_asset_on_the_instance_and_its_summary_adds_up(t
     assert (summary["invoiced $"] > 0).all()
 
     # `e2a status` on the same data: ready, and the open work agrees with the demo's summary.
-    work = open_work(make_engine(settings.database_url), today).set_index("tenant")
+    work = open_work(make_engine(settings.database_url), today, settings.registry().tenants).set_index("tenant")
     assert list(work.index) == ["demo-3pl", "northwind-goods"]
     assert (work["held_orders"] == summary["held"]).all() and (work["open_exceptions"] == summary["open"]).all()
     assert (work["stalled_orders"] == summary["stalled"]).all()
