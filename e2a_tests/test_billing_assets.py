@@ -135,6 +135,17 @@ def test_invoices_have_exact_amounts_numbers_and_lines(warehouse_url, tmp_path):
     assert bool(billable.loc["1005", "held"]) and billable.loc["1005", "hold_reasons"] == "DAMAGED_PACKAGE"
     assert billable.loc["1005", "amount_cents"] == 70
 
+    # What `e2a status` shows finance for August 2025, on this backend.
+    from e2a_assets.status import open_work
+
+    work = open_work(engine, dt.date(2025, 8, 31), ["demo-3pl", "northwind-goods"]).set_index("tenant")
+    assert work[["held_orders", "invoices_this_month", "invoiced_cents_this_month", "pending_review"]].to_dict("index") == {
+        "demo-3pl": {"held_orders": 1, "invoices_this_month": 3, "invoiced_cents_this_month": 895, "pending_review": 0},
+        "northwind-goods": {"held_orders": 0, "invoices_this_month": 1, "invoiced_cents_this_month": 74,
+                            "pending_review": 0},
+    }
+    assert (work["open_exceptions"] >= 1).any()
+
     meta = {m.asset_key.to_user_string(): m.materialization.metadata for m in result.get_asset_materialization_events()}
     assert meta["invoices"]["issued_now"].value == 4
     assert meta["invoices"]["invoiced_cents"].value == 70 + 140 + 685 + 74
