@@ -234,54 +234,62 @@ def up(host: str, port: int, ui_port: int, with_traffic: bool, rate: float) -> N
 
 
 @cli.command()
-def status() -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables (for monitoring).")
+def status(as_json: bool) -> None:
     """Readiness (warehouse, event freshness, dead letters, sensor lag) and open work per tenant.
 
     Exits 1 when a readiness check that gates the scheduled runs fails, so monitoring can call it.
     """
+    import json
+
     import dagster as dg
-    import pandas as pd
+
+    from e2a_assets.resources import WarehouseResource
+    from e2a_assets.status import collect_status
+
+    settings = _settings()
+    prepared_dagster_home(settings)
+    registry = settings.registry()
+    with dg.DagsterInstance.get() as instance:
+        report = collect_status(WarehouseResource(database_url=settings.database_url), instance, registry.tenants,
+                                _shown_database_url())
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, default=str))
+    else:
+        _print_status(report, registry)
+    if report.blocking:
+        raise E2AError(f"not ready: {', '.join(report.blocking)} failed (scheduled runs skip their work until fixed)")
+
+
+def _print_status(report, registry) -> None:  # noqa: ANN001
     from rich.console import Console
     from rich.table import Table
 
     from e2a_assets.billing_documents import format_money
-    from e2a_assets.checks.readiness import evaluate_readiness
-    from e2a_assets.domain.readiness import ERROR, ReadinessThresholds
-    from e2a_assets.resources import WarehouseResource
-    from e2a_assets.status import OPEN_WORK, open_work, recent_alerts
+    from e2a_assets.status import OPEN_WORK
 
-    settings = _settings()
-    prepared_dagster_home(settings)
-    warehouse = WarehouseResource(database_url=settings.database_url)
-    with dg.DagsterInstance.get() as instance:
-        verdicts = evaluate_readiness(warehouse, instance, ReadinessThresholds())
     console = Console()
-    console.print(f"warehouse  {_shown_database_url()}")
+    console.print(f"warehouse  {report.warehouse}")
     checks = Table(title="readiness (gates the scheduled runs)", title_justify="left")
     for column in ("check", "result", "why"):
         checks.add_column(column)
-    for v in verdicts:
-        result = "ok" if v.passed else ("FAIL" if v.severity == ERROR else "warn")
-        checks.add_row(v.name, result, v.description)
+    for v in report.verdicts:
+        checks.add_row(v.name, "ok" if v.passed else ("FAIL" if v.name in report.blocking else "warn"), v.description)
     console.print(checks)
-    blocking = [v.name for v in verdicts if not v.passed and v.severity == ERROR]
-    if verdicts[0].passed:
-        today = pd.Timestamp.now(tz="UTC").date()
-        registry = settings.registry()
-        work = open_work(warehouse.get_engine(), today, registry.tenants)
-        table = Table(title=f"open work per tenant (as the last runs left it, {today:%Y-%m})", title_justify="left")
-        table.add_column("tenant")
-        for name, _ in OPEN_WORK:
-            table.add_column(name.replace("_cents", "").replace("_", " "), justify="right")
-        for row in work.to_dict("records"):  # one row per tenant
-            policy = registry.get(row["tenant"])
-            money = format_money(row["invoiced_cents_this_month"], policy.currency if policy else "USD")
-            table.add_row(row["tenant"], *[str(row[name]) for name, _ in OPEN_WORK[:-1]], money)
-        console.print(table)
-        count, newest = recent_alerts(warehouse.get_engine(), dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=24))
-        console.print(f"alerts in the last 24 h: {count}" + (f" (newest: {newest})" if newest else ""))
-    if blocking:
-        raise E2AError(f"not ready: {', '.join(blocking)} failed (scheduled runs skip their work until fixed)")
+    if report.work is None:
+        return
+    table = Table(title="open work per tenant (as the last runs left it; invoices of this UTC month)",
+                  title_justify="left")
+    table.add_column("tenant")
+    for name, _ in OPEN_WORK:
+        table.add_column(name.replace("_cents", "").replace("_", " "), justify="right")
+    for row in report.work.to_dict("records"):  # one row per tenant
+        policy = registry.get(row["tenant"])
+        money = format_money(row["invoiced_cents_this_month"], policy.currency if policy else "USD")
+        table.add_row(row["tenant"], *[str(row[name]) for name, _ in OPEN_WORK[:-1]], money)
+    console.print(table)
+    console.print(f"alerts in the last 24 h: {report.alerts_24h}"
+                  + (f" (newest: {report.newest_alert})" if report.newest_alert else ""))
 
 
 @cli.command("replay-dead-letters")

@@ -7,7 +7,8 @@ the open work is read from the assets' tables as their last runs left them.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Any, Iterable
 
 import pandas as pd
 from sqlalchemy import Engine, func, select
@@ -69,3 +70,47 @@ def recent_alerts(engine: Engine, since: dt.datetime) -> tuple[int, str | None]:
     raised = pd.Timestamp(newest.raised_at)
     raised = raised.tz_localize("UTC") if raised.tzinfo is None else raised.tz_convert("UTC")
     return int(count), f"{newest.kind} {newest.subject} at {raised:%Y-%m-%d %H:%M} UTC"
+
+
+@dataclass
+class StatusReport:
+    """Everything `e2a status` shows, for the terminal or as JSON."""
+
+    warehouse: str  # the URL, password hidden
+    verdicts: list  # domain.readiness.Verdict, in CHECKS order
+    work: pd.DataFrame | None  # open_work(); None when the warehouse is unreachable
+    alerts_24h: int | None
+    newest_alert: str | None
+
+    @property
+    def blocking(self) -> list[str]:
+        """Failed checks that gate the scheduled runs."""
+        from e2a_assets.domain.readiness import ERROR
+
+        return [v.name for v in self.verdicts if not v.passed and v.severity == ERROR]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ready": not self.blocking,
+            "warehouse": self.warehouse,
+            "readiness": [{"check": v.name, "passed": v.passed, "severity": v.severity, "why": v.description}
+                          for v in self.verdicts],
+            "open_work": None if self.work is None else self.work.to_dict("records"),
+            "alerts_24h": self.alerts_24h,
+            "newest_alert": self.newest_alert,
+        }
+
+
+def collect_status(warehouse, instance, tenants: Iterable[str], shown_url: str,  # noqa: ANN001
+                   now: dt.datetime | None = None) -> StatusReport:
+    """Measure readiness now (default thresholds) and, when the warehouse answers, read the work."""
+    from e2a_assets.checks.readiness import evaluate_readiness
+    from e2a_assets.domain.readiness import ReadinessThresholds
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    verdicts = evaluate_readiness(warehouse, instance, ReadinessThresholds(), now=pd.Timestamp(now))
+    if not verdicts[0].passed:  # warehouse_reachable
+        return StatusReport(shown_url, verdicts, None, None, None)
+    engine = warehouse.get_engine()
+    count, newest = recent_alerts(engine, now - dt.timedelta(hours=24))
+    return StatusReport(shown_url, verdicts, open_work(engine, now.date(), tenants), count, newest)

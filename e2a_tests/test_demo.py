@@ -1,6 +1,7 @@
 """`e2a demo` (what `./run.sh demo` runs): simulate, materialise on the project's instance, summarise."""
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -70,6 +71,12 @@ def test_demo_materialises_every_asset_on_the_instance_and_its_summary_adds_up(t
     assert "warehouse_reachable │ ok" in shown.stdout and "events_fresh        │ ok" in shown.stdout
     assert "demo-3pl" in shown.stdout and "northwind-goods" in shown.stdout
     assert "alerts in the last 24 h: 0" in shown.stdout
+    as_json = subprocess.run([str(E2A), "status", "--json"], capture_output=True, text=True, timeout=120, env=env)
+    report = json.loads(as_json.stdout)
+    assert as_json.returncode == 0 and report["ready"] is True and report["alerts_24h"] == 0
+    assert [c["check"] for c in report["readiness"]] == ["warehouse_reachable", "events_fresh", "dead_letter_backlog",
+                                                         "sensor_lag"]
+    assert {row["tenant"]: row["held_orders"] for row in report["open_work"]} == work["held_orders"].to_dict()
 
     # An alert raised by the alert path (here: a failed check) is counted with its subject.
     from e2a_assets.resources import WarehouseResource
@@ -91,3 +98,7 @@ def test_status_exits_1_with_the_failed_checks_when_the_warehouse_is_down(tmp_pa
     assert shown.stderr.strip().splitlines() == [
         "e2a: not ready: warehouse_reachable, events_fresh, dead_letter_backlog, sensor_lag failed "
         "(scheduled runs skip their work until fixed)"]
+    as_json = subprocess.run([str(E2A), "status", "--json"], capture_output=True, text=True, timeout=120, env=env)
+    report = json.loads(as_json.stdout)
+    assert as_json.returncode == 1 and report["ready"] is False and report["open_work"] is None
+    assert report["warehouse"] == "postgresql://e2a:***@127.0.0.1:9/none"
