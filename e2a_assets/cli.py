@@ -1,4 +1,4 @@
-"""The `e2a` command: demo, simulate, serve, replay dead letters, open the UI.
+"""The `e2a` command: demo, simulate, serve, up, status, replay dead letters, invoices, open the UI.
 
 Bad arguments and configuration problems end with one line on stderr and a non-zero exit code,
 never a traceback.
