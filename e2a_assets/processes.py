@@ -45,7 +45,7 @@ class ProcessGroup:
         return proc
 
     def failed(self) -> str | None:
-        """Which child has exited, with the last line of its log (why), or None."""
+        """Which child has exited, with the line of its log that says why, or None."""
         for name, proc in self.children:
             if proc.poll() is not None:
                 reason = why_it_stopped(*self.logs[name]) if name in self.logs else ""
