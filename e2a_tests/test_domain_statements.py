@@ -272,6 +272,17 @@ def test_billing_report(registry):
     n = out.set_index("tenant").loc["northwind-goods"]
     assert (n["invoices_issued"], n["held_orders"], n["hold_reasons"], n["invoices_open"]) == (0, 0, "", 0)
 
+    # x3 approved after the report's as_of: re-running the report at that as_of still shows it pending.
+    x3 = adjustments["adjustment_id"] == "x3"
+    reviewed = adjustments.assign(status=adjustments["status"].where(~x3, "APPROVED"),
+                                  reviewed_at=pd.Series(pd.NaT, index=adjustments.index).mask(x3, ts("2025-08-04 09:00")))
+    again = build_billing_report(invoices, billable, reviewed, ts("2025-08-03 02:00"), date(2025, 8, 2))
+    assert again.set_index("tenant").loc["demo-3pl", ["adjustments_pending_review", "revenue_impact_cents",
+                                                      "pending_review_cents"]].tolist() == [1, -600, 2500]
+    later = build_billing_report(invoices, billable, reviewed, ts("2025-08-05 02:00"), date(2025, 8, 2))
+    assert later.set_index("tenant").loc["demo-3pl", ["adjustments_pending_review", "revenue_impact_cents",
+                                                      "pending_review_cents"]].tolist() == [0, 1900, 0]
+
 
 def test_billing_report_empty_inputs():
     out = build_billing_report(None, None, None, AS_OF, date(2025, 9, 1))

@@ -261,8 +261,8 @@ def build_billing_report(
 
     Issued: invoices with invoice_date == day. Held: orders of `billable` held at as_of whose
     invoice_date <= day (the backlog), `hold_reasons` as "CODE:count" and held_cents when
-    `billable` carries amount_cents (priced totals). Adjustments: those dated `day`, by status;
-    revenue impact = their applied deltas. Status breakdown over every invoice issued by `day`:
+    `billable` carries amount_cents (priced totals). Adjustments: those dated `day`, by their
+    status at as_of (a later review does not count yet); revenue impact = their applied deltas. Status breakdown over every invoice issued by `day`:
     paid (paid_at <= as_of, when invoices carry paid_at), overdue at as_of, else open.
     """
     as_of = pd.Timestamp(as_of)
