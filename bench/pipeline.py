@@ -27,11 +27,11 @@ from e2a_assets.domain.exceptions import build_exceptions  # noqa: E402
 from e2a_assets.domain.orders import build_orders  # noqa: E402
 from e2a_assets.domain.policies import load_registry  # noqa: E402
 from e2a_assets.domain.sla import build_order_sla, build_sla_metrics  # noqa: E402
-from e2a_assets.ingestion import Ingestor  # noqa: E402
+from e2a_assets.intake.ingestor import Ingestor  # noqa: E402
 from e2a_assets.simulator.runner import ingest_deliveries  # noqa: E402
 from e2a_assets.simulator.traffic import generate  # noqa: E402
 from e2a_assets.warehouse.engine import make_engine, sqlite_url  # noqa: E402
-from e2a_assets.warehouse.landing import cohort_events  # noqa: E402
+from e2a_assets.intake.landing import cohort_events  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

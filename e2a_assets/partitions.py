@@ -22,6 +22,3 @@ def partition_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]
     last = (window.end - dt.timedelta(microseconds=1)).date()
     return first, last
 
-
-def day_keys(first: dt.date, last: dt.date) -> list[str]:
-    return [(first + dt.timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]

@@ -121,7 +121,7 @@ def shopify_delivery(tenant: str, topic: str, resource: dict[str, Any], event_id
     """An (unsigned) Shopify delivery for the ingestion core."""
     import json
 
-    from e2a_assets.ingestion import Delivery
+    from e2a_assets.intake.ingestor import Delivery
 
     headers = {"X-Shopify-Topic": topic, "X-Shopify-Event-Id": event_id}
     if triggered_at:
@@ -134,7 +134,7 @@ def envelope_delivery(tenant: str, event_type: str, order_id: str | int, occurre
     """An (unsigned) WMS or carrier delivery in the e2a envelope."""
     import json
 
-    from e2a_assets.ingestion import Delivery
+    from e2a_assets.intake.ingestor import Delivery
 
     source = source or ("carrier" if SOURCE_OF.get(event_type) == "carrier" else "wms")
     body = {"event_id": event_id, "event_type": event_type, "order_id": str(order_id), "occurred_at": occurred_at}

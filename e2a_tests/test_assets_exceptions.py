@@ -8,7 +8,7 @@ import pytest
 from e2a_assets.assets import exceptions as exception_assets
 from e2a_assets.assets import ingestion, orders
 from e2a_assets.definitions import build_resources
-from e2a_assets.ingestion import Ingestor
+from e2a_assets.intake.ingestor import Ingestor
 from e2a_assets.resources import AS_OF_TAG
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.engine import make_engine

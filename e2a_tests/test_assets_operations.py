@@ -9,13 +9,13 @@ import pytest
 
 from e2a_assets.checks.readiness import CHECKS, evaluate_readiness
 from e2a_assets.definitions import build_definitions
-from e2a_assets.demo import materialize_range
+from e2a_assets.cli.demo import materialize_range
 from e2a_assets.domain.readiness import ReadinessThresholds
-from e2a_assets.ingestion import Ingestor
+from e2a_assets.intake.ingestor import Ingestor
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.engine import make_engine
 from e2a_assets.warehouse.frames import read_days
-from e2a_assets.warehouse.landing import add_dead_letter
+from e2a_assets.intake.landing import add_dead_letter
 from e2a_tests.factories import envelope_delivery, shopify_delivery, shopify_order
 from e2a_tests.factories import settings_for
 

@@ -13,9 +13,9 @@ from e2a_assets.assets import exceptions as exception_assets
 from e2a_assets.assets import ingestion, orders
 from e2a_assets.checks import invoices as invoice_checks
 from e2a_assets.definitions import build_resources
-from e2a_assets.ingestion import Ingestor
+from e2a_assets.intake.ingestor import Ingestor
 from e2a_assets.resources import AS_OF_TAG
-from e2a_assets.warehouse import ledger
+from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.engine import make_engine
 from e2a_assets.warehouse.frames import read_table
 from e2a_tests.factories import envelope_delivery, settings_for, shopify_delivery, shopify_order
@@ -88,7 +88,7 @@ def run(url, tmp_path, *, day=DAY, as_of=AS_OF, tags=None, selection=None, raise
 
 
 def ledger_rows(engine) -> pd.DataFrame:
-    return read_table(engine, ledger.invoices).sort_values("invoice_number").reset_index(drop=True)
+    return read_table(engine, schema.invoices).sort_values("invoice_number").reset_index(drop=True)
 
 
 def check_results(result) -> dict[str, dg.AssetCheckEvaluation]:
@@ -121,7 +121,7 @@ def test_invoices_have_exact_amounts_numbers_and_lines(warehouse_url, tmp_path):
     assert got.loc["1001", "due_date"] == dt.date(2025, 8, 31)
     assert set(got["issued_at"]) == {pd.Timestamp(AS_OF)}
 
-    lines = read_table(engine, ledger.invoice_lines)
+    lines = read_table(engine, schema.invoice_lines)
     assert lines.groupby("invoice_number")["amount_cents"].sum().to_dict() == {
         "DEMO-3PL-202508-0001": 70, "DEMO-3PL-202508-0002": 140, "DEMO-3PL-202508-0003": 685,
         "NORTHWIND-GOODS-202508-0001": 74,
@@ -130,13 +130,13 @@ def test_invoices_have_exact_amounts_numbers_and_lines(warehouse_url, tmp_path):
     assert list(rush["kind"]) == ["pick", "pack", "label", "storage", "multiplier_rush"]
     assert rush["amount_cents"].iloc[-1] == 70
 
-    billable = read_table(engine, ledger.billable_orders).set_index("order_id")
+    billable = read_table(engine, schema.billable_orders).set_index("order_id")
     assert "1004" not in billable.index  # cancelled before pick: never billed
     assert bool(billable.loc["1005", "held"]) and billable.loc["1005", "hold_reasons"] == "DAMAGED_PACKAGE"
     assert billable.loc["1005", "amount_cents"] == 70
 
     # What `e2a status` shows finance for August 2025, on this backend.
-    from e2a_assets.status import open_work
+    from e2a_assets.cli.status import open_work
 
     work = open_work(engine, dt.date(2025, 8, 31), ["demo-3pl", "northwind-goods"]).set_index("tenant")
     assert work[["held_orders", "invoices_this_month", "invoiced_cents_this_month", "pending_review"]].to_dict("index") == {
@@ -150,7 +150,7 @@ def test_invoices_have_exact_amounts_numbers_and_lines(warehouse_url, tmp_path):
     assert meta["invoices"]["issued_now"].value == 4
     assert meta["invoices"]["invoiced_cents"].value == 70 + 140 + 685 + 74
     assert meta["invoices"]["held_orders"].value == 1
-    report = read_table(engine, ledger.billing_report).set_index("tenant")
+    report = read_table(engine, schema.billing_report).set_index("tenant")
     assert report.loc["demo-3pl", "invoices_issued"] == 2  # 1001 and 1003 are dated 08-01
     assert report.loc["demo-3pl", "invoiced_cents"] == 210
     assert report.loc["demo-3pl", "held_orders"] == 1
@@ -173,7 +173,7 @@ def test_ledger_is_immutable_across_reruns_and_backfills(warehouse_url, tmp_path
     seed_day1(engine)
     run(warehouse_url, tmp_path)
     before = ledger_rows(engine)
-    lines_before = read_table(engine, ledger.invoice_lines).sort_values(["invoice_number", "line_no"]).reset_index(drop=True)
+    lines_before = read_table(engine, schema.invoice_lines).sort_values(["invoice_number", "line_no"]).reset_index(drop=True)
     seed_day2(engine)
     # Re-run the day later, then backfill both days in one run with a later evaluation time.
     result = run(warehouse_url, tmp_path, as_of="2025-09-02T12:00:00+00:00")
@@ -186,12 +186,12 @@ def test_ledger_is_immutable_across_reruns_and_backfills(warehouse_url, tmp_path
     pd.testing.assert_frame_equal(after[after["order_id"] != "1101"].reset_index(drop=True), before)
     new = after[after["order_id"] == "1101"].iloc[0]
     assert new["invoice_number"] == "DEMO-3PL-202508-0004" and new["amount_cents"] == 70
-    lines_after = read_table(engine, ledger.invoice_lines).sort_values(["invoice_number", "line_no"])
+    lines_after = read_table(engine, schema.invoice_lines).sort_values(["invoice_number", "line_no"])
     pd.testing.assert_frame_equal(lines_after[lines_after["order_id"] != "1101"].reset_index(drop=True), lines_before)
     with engine.connect() as conn:
-        seq = dict(conn.execute(select(ledger.invoice_sequences.c.tenant, ledger.invoice_sequences.c.last_seq)).all())
+        seq = dict(conn.execute(select(schema.invoice_sequences.c.tenant, schema.invoice_sequences.c.last_seq)).all())
     assert seq == {"demo-3pl": 4, "northwind-goods": 1}
-    assert read_table(engine, ledger.invoice_adjustments).empty
+    assert read_table(engine, schema.invoice_adjustments).empty
 
 
 def test_late_return_creates_one_recalculation_adjustment(warehouse_url, tmp_path):
@@ -202,7 +202,7 @@ def test_late_return_creates_one_recalculation_adjustment(warehouse_url, tmp_pat
     Ingestor(engine).ingest(wms("demo-3pl", "return_received", 1001, "2025-09-05T10:00:00Z", "r-1001-1"))
     result = run(warehouse_url, tmp_path, as_of="2025-09-06T12:00:00+00:00")
     assert result.success and all(e.passed for e in check_results(result).values())
-    adj = read_table(engine, ledger.invoice_adjustments)
+    adj = read_table(engine, schema.invoice_adjustments)
     assert len(adj) == 1
     row = adj.iloc[0]
     assert (row["adjustment_id"], row["invoice_number"], row["delta_cents"], row["kind"], row["status"], row["reason"]) == (
@@ -215,10 +215,10 @@ def test_late_return_creates_one_recalculation_adjustment(warehouse_url, tmp_pat
 
     # Re-running adds nothing.
     run(warehouse_url, tmp_path, as_of="2025-09-07T12:00:00+00:00")
-    assert len(read_table(engine, ledger.invoice_adjustments)) == 1
+    assert len(read_table(engine, schema.invoice_adjustments)) == 1
     # A backfill evaluated before the adjustment existed leaves the ledger alone.
     run(warehouse_url, tmp_path, as_of="2025-09-02T12:00:00+00:00")
-    assert len(read_table(engine, ledger.invoice_adjustments)) == 1
+    assert len(read_table(engine, schema.invoice_adjustments)) == 1
 
 
 def test_large_delta_waits_for_review_and_is_superseded(warehouse_url, tmp_path):
@@ -233,13 +233,13 @@ def test_large_delta_waits_for_review_and_is_superseded(warehouse_url, tmp_path)
     checks = check_results(result)
     assert checks["invoice_amounts_match_events"].passed
     assert checks["invoice_amounts_match_events"].metadata["awaiting_review"].value == 1
-    adj = read_table(engine, ledger.invoice_adjustments)
+    adj = read_table(engine, schema.invoice_adjustments)
     assert list(zip(adj["adjustment_id"], adj["delta_cents"], adj["status"])) == [
         ("DEMO-3PL-202508-0002-A01", 2500, "PENDING_REVIEW")]
 
     ingest([wms("demo-3pl", "return_received", 1003, "2025-09-07T10:00:00Z", "r-1003-9")])
     run(warehouse_url, tmp_path, as_of="2025-09-08T12:00:00+00:00")
-    adj = read_table(engine, ledger.invoice_adjustments).sort_values("adjustment_id")
+    adj = read_table(engine, schema.invoice_adjustments).sort_values("adjustment_id")
     assert list(zip(adj["adjustment_id"], adj["delta_cents"], adj["status"], adj["supersedes"])) == [
         ("DEMO-3PL-202508-0002-A01", 2500, "SUPERSEDED", ""),
         ("DEMO-3PL-202508-0002-A02", 3000, "PENDING_REVIEW", "DEMO-3PL-202508-0002-A01"),
@@ -248,23 +248,23 @@ def test_large_delta_waits_for_review_and_is_superseded(warehouse_url, tmp_path)
     assert ledger.review_adjustment(engine, "DEMO-3PL-202508-0002-A02", True, "qa", dt.datetime(2025, 9, 9, tzinfo=dt.timezone.utc))
     result = run(warehouse_url, tmp_path, as_of="2025-09-10T12:00:00+00:00")
     assert result.success and all(e.passed for e in check_results(result).values())
-    assert len(read_table(engine, ledger.invoice_adjustments)) == 2
+    assert len(read_table(engine, schema.invoice_adjustments)) == 2
 
 
 CORRUPTIONS = {
     "invoice_amounts_match_events": lambda c: c.execute(
-        update(ledger.invoices).where(ledger.invoices.c.invoice_number == "DEMO-3PL-202508-0001").values(amount_cents=71)),
+        update(schema.invoices).where(schema.invoices.c.invoice_number == "DEMO-3PL-202508-0001").values(amount_cents=71)),
     "invoice_numbers_unique_and_gapless": lambda c: (
-        c.execute(delete(ledger.invoice_lines).where(ledger.invoice_lines.c.invoice_number == "DEMO-3PL-202508-0002")),
-        c.execute(delete(ledger.invoices).where(ledger.invoices.c.invoice_number == "DEMO-3PL-202508-0002"))),
+        c.execute(delete(schema.invoice_lines).where(schema.invoice_lines.c.invoice_number == "DEMO-3PL-202508-0002")),
+        c.execute(delete(schema.invoices).where(schema.invoices.c.invoice_number == "DEMO-3PL-202508-0002"))),
     "one_invoice_per_billable_order": lambda c: c.execute(
-        update(ledger.invoices).where(ledger.invoices.c.invoice_number == "DEMO-3PL-202508-0003").values(order_id="1004")),
+        update(schema.invoices).where(schema.invoices.c.invoice_number == "DEMO-3PL-202508-0003").values(order_id="1004")),
     "invoice_due_dates": lambda c: c.execute(
-        update(ledger.invoices).where(ledger.invoices.c.invoice_number == "DEMO-3PL-202508-0001")
+        update(schema.invoices).where(schema.invoices.c.invoice_number == "DEMO-3PL-202508-0001")
         .values(due_date=dt.date(2025, 9, 1))),
     "invoice_amounts_non_negative": lambda c: c.execute(
-        update(ledger.invoice_lines).where(ledger.invoice_lines.c.invoice_number == "NORTHWIND-GOODS-202508-0001")
-        .where(ledger.invoice_lines.c.line_no == 1).values(amount_cents=-5)),
+        update(schema.invoice_lines).where(schema.invoice_lines.c.invoice_number == "NORTHWIND-GOODS-202508-0001")
+        .where(schema.invoice_lines.c.line_no == 1).values(amount_cents=-5)),
 }  # fmt: skip
 
 
@@ -294,7 +294,7 @@ def test_monthly_statement_after_month_end(warehouse_url, tmp_path):
                             resources=build_resources(settings_for(warehouse_url, tmp_path)),
                             tags={AS_OF_TAG: "2025-09-01T04:30:00+00:00"})  # fmt: skip
     assert result.success
-    st = read_table(engine, ledger.monthly_statements).set_index("tenant")
+    st = read_table(engine, schema.monthly_statements).set_index("tenant")
     demo = st.loc["demo-3pl"]
     assert (demo["invoiced_orders"], demo["gross_cents"], demo["discount_cents"]) == (3, 895, 0)
     assert (demo["minimum_top_up_cents"], demo["net_due_cents"]) == (9105, 10000)

@@ -8,8 +8,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from e2a_assets.billing_documents import export_month_csv, format_money
-from e2a_assets.cli import main
+from e2a_assets.documents.exports import export_month_csv
+from e2a_assets.documents.formatting import format_money
+from e2a_assets.cli.main import main
 from e2a_assets.definitions import build_definitions
 from e2a_assets.domain.billing import LINE_COLUMNS
 from e2a_assets.warehouse import ledger, schema
@@ -54,7 +55,7 @@ def test_parallel_runs_get_unique_gapless_numbers(warehouse_url):
     for t in threads:
         t.join()
     assert not errors, errors
-    book = read_table(engine, ledger.invoices)
+    book = read_table(engine, schema.invoices)
     assert len(book) == workers * per_worker + 5
     assert book["invoice_number"].is_unique
     assert book.groupby(["tenant", "order_id"]).size().max() == 1
@@ -64,10 +65,10 @@ def test_parallel_runs_get_unique_gapless_numbers(warehouse_url):
     for run_id, part in book.groupby("issued_run_id"):
         ordered = part.sort_values("invoice_seq")
         assert list(ordered["billable_at"]) == sorted(ordered["billable_at"]), run_id
-    lines = read_table(engine, ledger.invoice_lines)
+    lines = read_table(engine, schema.invoice_lines)
     assert len(lines) == len(book) and set(lines["invoice_number"]) == set(book["invoice_number"])
     with engine.connect() as conn:
-        assert conn.execute(ledger.invoice_sequences.select()).mappings().one()["last_seq"] == len(book)
+        assert conn.execute(schema.invoice_sequences.select()).mappings().one()["last_seq"] == len(book)
 
 
 def test_issuing_twice_skips_invoiced_orders(warehouse_url):
@@ -94,7 +95,7 @@ def test_invoices_export_cli(sqlite_url, tmp_path, monkeypatch, capsys):
     frame, lines = priced("demo-3pl", dt.date(2025, 8, 5), ["1001", "1002"], amount=1234)
     ledger.issue_invoices(engine, frame, lines, None, "r1", AS_OF)
     with engine.begin() as conn:
-        insert_frame(conn, ledger.invoice_adjustments, pd.DataFrame([{
+        insert_frame(conn, schema.invoice_adjustments, pd.DataFrame([{
             "adjustment_id": "DEMO-3PL-202508-0001-A01", "tenant": "demo-3pl", "order_id": "1001",
             "invoice_number": "DEMO-3PL-202508-0001", "cohort_day": dt.date(2025, 8, 5), "adjustment_seq": 1,
             "created_at": AS_OF, "adjustment_date": dt.date(2025, 9, 1), "issued_cents": 1234,
@@ -132,7 +133,7 @@ def test_invoices_export_cli(sqlite_url, tmp_path, monkeypatch, capsys):
 def test_review_cli_approves_pending_adjustment_once(sqlite_url, tmp_path, monkeypatch, capsys):
     engine = make_engine(sqlite_url)
     with engine.begin() as conn:
-        insert_frame(conn, ledger.invoice_adjustments, pd.DataFrame([{
+        insert_frame(conn, schema.invoice_adjustments, pd.DataFrame([{
             "adjustment_id": "DEMO-3PL-202508-0001-A01", "tenant": "demo-3pl", "order_id": "1001",
             "invoice_number": "DEMO-3PL-202508-0001", "cohort_day": dt.date(2025, 8, 5), "adjustment_seq": 1,
             "created_at": AS_OF, "adjustment_date": dt.date(2025, 9, 1), "issued_cents": 70,
@@ -142,7 +143,7 @@ def test_review_cli_approves_pending_adjustment_once(sqlite_url, tmp_path, monke
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     monkeypatch.setenv("E2A_DATA_DIR", str(tmp_path))
     main(["invoices", "review", "DEMO-3PL-202508-0001-A01", "--approve", "--reviewer", "ana"])
-    row = read_table(engine, ledger.invoice_adjustments).iloc[0]
+    row = read_table(engine, schema.invoice_adjustments).iloc[0]
     assert (row["status"], bool(row["applied"]), row["reviewed_by"]) == ("APPROVED", True, "ana")
     with pytest.raises(SystemExit) as exit_info:
         main(["invoices", "review", "DEMO-3PL-202508-0001-A01", "--reject"])

@@ -98,7 +98,7 @@ def test_instance_storage_is_created_before_any_dagster_process_starts(tmp_path,
     code servers never race to create and stamp it."""
     import sqlite3
 
-    from e2a_assets import cli
+    from e2a_assets.cli import instance as cli
     from e2a_assets.settings import Settings
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
@@ -111,7 +111,7 @@ def test_instance_storage_is_created_before_any_dagster_process_starts(tmp_path,
 
 
 def test_a_child_that_dies_is_reported_with_why_from_this_start_of_its_log(tmp_path):
-    from e2a_assets.processes import ProcessGroup
+    from e2a_assets.cli.processes import ProcessGroup
 
     log = tmp_path / "webserver.log"
     log.write_text("ERROR: an error of an earlier start\n")  # logs are appended across starts

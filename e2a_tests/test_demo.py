@@ -10,10 +10,10 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from e2a_assets import cli
-from e2a_assets.demo import run_demo, tenant_summary
+from e2a_assets.cli import instance as cli
+from e2a_assets.cli.demo import run_demo, tenant_summary
 from e2a_assets.settings import Settings
-from e2a_assets.status import open_work
+from e2a_assets.cli.status import open_work
 from e2a_assets.warehouse.engine import make_engine
 
 E2A = Path(sys.executable).with_name("e2a")
@@ -56,10 +56,10 @@ def test_demo_materialises_every_asset_on_the_instance_and_its_summary_adds_up(t
     assert (work["held_orders"] == summary["held"]).all() and (work["open_exceptions"] == summary["open"]).all()
     assert (work["stalled_orders"] == summary["stalled"]).all()
     # This month's invoices (the demo's days may begin in the previous month).
-    from e2a_assets.warehouse import ledger
+    from e2a_assets.warehouse import schema
     from e2a_assets.warehouse.frames import read_table
 
-    book = read_table(make_engine(settings.database_url), ledger.invoices)
+    book = read_table(make_engine(settings.database_url), schema.invoices)
     this_month = book[pd.to_datetime(book["invoice_date"]) >= pd.Timestamp(today.replace(day=1))]
     expected = this_month.groupby("tenant").size().reindex(work.index, fill_value=0)
     assert work["invoices_this_month"].tolist() == expected.tolist()

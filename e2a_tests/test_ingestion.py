@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from e2a_assets.domain.events import SHOPIFY_TOPICS, MalformedEvent, canonicalize
-from e2a_assets.ingestion import Delivery, Ingestor, replay_dead_letters
+from e2a_assets.intake.ingestor import Delivery, Ingestor, replay_dead_letters
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.engine import make_engine
 from e2a_tests.factories import envelope_delivery, shopify_delivery, shopify_order

@@ -15,10 +15,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from e2a_assets import cli
-from e2a_assets.demo import materialize_range
+from e2a_assets.cli import instance as cli
+from e2a_assets.cli.demo import materialize_range
 from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
-from e2a_assets.ingestion import Ingestor
+from e2a_assets.intake.ingestor import Ingestor
 from e2a_assets.settings import PROJECT_ROOT, Settings
 from e2a_assets.warehouse.engine import make_engine, sqlite_url
 from e2a_tests.conftest import throwaway_database

@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from e2a_assets.definitions import build_definitions
-from e2a_assets.ingestion import Ingestor
+from e2a_assets.intake.ingestor import Ingestor
 from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from e2a_assets.schedules import in_maintenance_window
 from e2a_assets.warehouse import schema

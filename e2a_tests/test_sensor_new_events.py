@@ -10,7 +10,7 @@ from sqlalchemy import insert
 from e2a_assets.assets import ingestion, orders
 from e2a_assets.definitions import build_definitions
 from e2a_assets.domain.events import canonicalize
-from e2a_assets.ingestion import Ingestor
+from e2a_assets.intake.ingestor import Ingestor
 from e2a_assets.sensors.new_events import new_events_sensor
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.engine import make_engine

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from e2a_assets.domain.events import ACCEPTED, MalformedEvent, canonicalize
 from e2a_assets.domain.policies import load_registry
-from e2a_assets.ingestion import Delivery, Ingestor
+from e2a_assets.intake.ingestor import Delivery, Ingestor
 from e2a_assets.simulator.runner import LiveStats, ReceiverUnreachable, ingest_deliveries, send_live
 from e2a_assets.simulator.traffic import CANCELLATIONS, PROBLEMS, RETURNS, TrafficMix, generate
 from e2a_assets.warehouse.engine import make_engine

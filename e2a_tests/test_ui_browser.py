@@ -69,8 +69,8 @@ def _stop(process: subprocess.Popen) -> None:
 def _demo_instance(tmp: Path, env: dict[str, str]) -> None:
     """Two days of simulator traffic for two tenants, every daily asset materialised in one run."""
     from e2a_assets.definitions import build_definitions
-    from e2a_assets.demo import materialize_range
-    from e2a_assets.ingestion import Ingestor
+    from e2a_assets.cli.demo import materialize_range
+    from e2a_assets.intake.ingestor import Ingestor
     from e2a_assets.simulator.runner import ingest_deliveries
     from e2a_assets.simulator.traffic import generate
     from e2a_assets.warehouse.engine import make_engine

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, table_metadata, window_metadata
-from e2a_assets.billing_documents import lines_for, missing_documents, write_invoice_documents
-from e2a_assets.domain.billing import build_billable_orders, price_orders
+from e2a_assets.documents.invoices import lines_for, missing_documents, write_invoice_documents
+from e2a_assets.domain.billing import MONEY_COLUMNS, build_billable_orders, price_orders
 from e2a_assets.domain.statements import (
     APPLIED_FLAGGED,
     AUTO_APPLIED,
@@ -37,8 +37,6 @@ COMMON = dict(
     retry_policy=WAREHOUSE_RETRY,
     owners=["team:finance"],
 )
-MONEY_COLUMNS = ["operations_cents", "storage_cents", "services_cents", "returns_cents", "subtotal_cents",
-                 "minimum_top_up_cents", "multiplier_cents", "amount_cents"]  # fmt: skip
 ORDER_COLUMNS = ["tenant", "order_id", "order_name", "cohort_day", "status", "created_at", "picked_at", "shipped_at",
                  "delivered_at", "cancelled_at", "returned_at", "flags"]  # fmt: skip
 
@@ -47,7 +45,7 @@ def completed_orders_frame(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.Data
     """Orders that reached a billable state: shipped, delivered, or cancelled after a pick
     (`picked_at <= cancelled_at`), with the completion time (shipped, else delivered, else
     cancelled) - the same rule as `build_billable_orders`."""
-    columns = [c.name for c in ledger.completed_orders.columns]
+    columns = [c.name for c in schema.completed_orders.columns]
     if orders.empty:
         return pd.DataFrame(columns=columns)
     shipped, delivered, cancelled, picked = (pd.to_datetime(orders[c], utc=True) for c in
@@ -63,7 +61,7 @@ def completed_orders_frame(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.Data
 
 @dg.asset(
     deps=["orders"],
-    metadata=table_metadata(ledger.completed_orders),
+    metadata=table_metadata(schema.completed_orders),
     **{**COMMON, "group_name": "orders", "owners": ["team:ops"]},
 )
 def completed_orders(
@@ -75,7 +73,7 @@ def completed_orders(
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
     frame = completed_orders_frame(read_days(engine, schema.orders, "cohort_day", first, last), as_of)
-    replace_partition(engine, ledger.completed_orders, frame, "cohort_day", first, last)
+    replace_partition(engine, schema.completed_orders, frame, "cohort_day", first, last)
     kinds = frame["completion"].value_counts()
     return dg.MaterializeResult(
         metadata={
@@ -99,7 +97,7 @@ def recompute_billable(engine, first: dt.date, last: dt.date, as_of: pd.Timestam
     return billable, totals, lines
 
 
-@dg.asset(deps=["completed_orders", "exceptions", "webhook_events"], metadata=table_metadata(ledger.billable_orders), **COMMON)
+@dg.asset(deps=["completed_orders", "exceptions", "webhook_events"], metadata=table_metadata(schema.billable_orders), **COMMON)
 def billable_orders(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -112,10 +110,10 @@ def billable_orders(
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
     billable, totals, _ = recompute_billable(engine, first, last, as_of, tenant_registry.get_registry(),
-                                             orders_table=ledger.completed_orders)  # fmt: skip
+                                             orders_table=schema.completed_orders)  # fmt: skip
     frame = billable.merge(totals[["tenant", "order_id", *MONEY_COLUMNS]], how="left", on=["tenant", "order_id"])
     frame["as_of"] = as_of
-    replace_partition(engine, ledger.billable_orders, frame, "cohort_day", first, last)
+    replace_partition(engine, schema.billable_orders, frame, "cohort_day", first, last)
     held = frame[frame["held"]] if len(frame) else frame
     ready = frame[frame["billable"]] if len(frame) else frame
     return dg.MaterializeResult(
@@ -131,7 +129,7 @@ def billable_orders(
     )
 
 
-@dg.asset(deps=["billable_orders"], metadata=table_metadata(ledger.invoice_adjustments), **COMMON)
+@dg.asset(deps=["billable_orders"], metadata=table_metadata(schema.invoice_adjustments), **COMMON)
 def invoice_adjustments(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -144,7 +142,7 @@ def invoice_adjustments(
     first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    recomputed = read_days(engine, ledger.billable_orders, "cohort_day", first, last)
+    recomputed = read_days(engine, schema.billable_orders, "cohort_day", first, last)
     issued = ledger.read_invoices(engine, first=first, last=last)
     existing = ledger.read_adjustments_for(engine, issued)
     # A run evaluated "in the past" (a backfill with an older as_of) must not correct later entries.
@@ -175,7 +173,7 @@ def invoice_adjustments(
     )
 
 
-@dg.asset(deps=["billable_orders", "invoice_adjustments"], metadata=table_metadata(ledger.invoices), **COMMON)
+@dg.asset(deps=["billable_orders", "invoice_adjustments"], metadata=table_metadata(schema.invoices), **COMMON)
 def invoices(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -189,7 +187,7 @@ def invoices(
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
     registry = tenant_registry.get_registry()
-    stored = read_days(engine, ledger.billable_orders, "cohort_day", first, last)
+    stored = read_days(engine, schema.billable_orders, "cohort_day", first, last)
     ready = stored[stored["billable"] & (stored["billable_at"] <= as_of)]
     totals, lines = price_orders(ready.drop(columns=[*MONEY_COLUMNS, "as_of"]), registry)
     candidates = totals.merge(ready[["tenant", "order_id", "billable_basis"]], on=["tenant", "order_id"])
@@ -217,7 +215,7 @@ def invoices(
     )
 
 
-@dg.asset(deps=["invoices", "invoice_adjustments", "billable_orders"], metadata=table_metadata(ledger.billing_report), **COMMON)
+@dg.asset(deps=["invoices", "invoice_adjustments", "billable_orders"], metadata=table_metadata(schema.billing_report), **COMMON)
 def billing_report(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
 ) -> dg.MaterializeResult:
@@ -226,14 +224,14 @@ def billing_report(
     first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    book = read_table(engine, ledger.invoices, [ledger.invoices.c.invoice_date <= last])
-    held = read_table(engine, ledger.billable_orders, [ledger.billable_orders.c.held.is_(True),
-                                                       ledger.billable_orders.c.invoice_date <= last])  # fmt: skip
-    adjustments = read_table(engine, ledger.invoice_adjustments)
+    book = read_table(engine, schema.invoices, [schema.invoices.c.invoice_date <= last])
+    held = read_table(engine, schema.billable_orders, [schema.billable_orders.c.held.is_(True),
+                                                       schema.billable_orders.c.invoice_date <= last])  # fmt: skip
+    adjustments = read_table(engine, schema.invoice_adjustments)
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
     parts = [build_billing_report(book, held, adjustments, as_of, day) for day in days]
     frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
-    replace_partition(engine, ledger.billing_report, frame, "day", first, last)
+    replace_partition(engine, schema.billing_report, frame, "day", first, last)
     return dg.MaterializeResult(
         metadata={
             **window_metadata(first, last, as_of),
@@ -262,7 +260,7 @@ def _months(first: dt.date, last: dt.date) -> list[dt.date]:
         dg.AssetDep("invoices", partition_mapping=dg.TimeWindowPartitionMapping()),
         dg.AssetDep("invoice_adjustments", partition_mapping=dg.TimeWindowPartitionMapping()),
     ],
-    metadata=table_metadata(ledger.monthly_statements),
+    metadata=table_metadata(schema.monthly_statements),
     group_name="billing",
     partitions_def=monthly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -282,11 +280,11 @@ def monthly_statements(
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
     registry = tenant_registry.get_registry()
-    book = read_table(engine, ledger.invoices)  # overdue looks at every month
-    adjustments = read_table(engine, ledger.invoice_adjustments)
+    book = read_table(engine, schema.invoices)  # overdue looks at every month
+    adjustments = read_table(engine, schema.invoice_adjustments)
     parts = [build_monthly_statements(book, adjustments, registry, month, as_of) for month in _months(first, last)]
     frame = pd.concat(parts, ignore_index=True)
-    replace_partition(engine, ledger.monthly_statements, frame, "month_start", first, last)
+    replace_partition(engine, schema.monthly_statements, frame, "month_start", first, last)
     return dg.MaterializeResult(
         metadata={
             **window_metadata(first, last, as_of),

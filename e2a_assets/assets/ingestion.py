@@ -8,7 +8,7 @@ from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, table_met
 from e2a_assets.partitions import daily_partitions, partition_days
 from e2a_assets.resources import WarehouseResource
 from e2a_assets.warehouse.frames import replace_partition
-from e2a_assets.warehouse.landing import cohort_events
+from e2a_assets.intake.landing import cohort_events
 from e2a_assets.warehouse.schema import webhook_events as webhook_events_table
 
 

@@ -28,7 +28,7 @@ from e2a_assets.domain.invoice_validation import (
 from e2a_assets.domain.statements import PENDING_REVIEW
 from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
-from e2a_assets.warehouse import ledger
+from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.frames import read_table
 
 SHOWN_ROWS = 50
@@ -113,7 +113,7 @@ def invoice_amounts_match_events(
 @dg.asset_check(**CHECK, description="Invoice numbers are well-formed, unique and gapless per tenant "
                 "and month (whole ledger).")  # fmt: skip
 def invoice_numbers_unique_and_gapless(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    book = read_table(warehouse.get_engine(), ledger.invoices, columns=["tenant", "order_id", "invoice_number", "invoice_date"])
+    book = read_table(warehouse.get_engine(), schema.invoices, columns=["tenant", "order_id", "invoice_number", "invoice_date"])
     offenders = validate_invoice_numbers(book)
     return _result(offenders, ["invoice_number", "tenant", "order_id", "problem"],
                    {"invoices_checked": dg.MetadataValue.int(len(book))})  # fmt: skip
@@ -145,7 +145,7 @@ def one_invoice_per_billable_order(
 
 @dg.asset_check(**CHECK, description="due_date = invoice_date + payment terms (whole ledger).")
 def invoice_due_dates(warehouse: WarehouseResource, tenant_registry: TenantRegistryResource) -> dg.AssetCheckResult:
-    book = read_table(warehouse.get_engine(), ledger.invoices,
+    book = read_table(warehouse.get_engine(), schema.invoices,
                       columns=["tenant", "order_id", "invoice_number", "invoice_date", "due_date", "payment_terms_days"])  # fmt: skip
     offenders = validate_due_dates(book, tenant_registry.get_registry())
     return _result(offenders, ["invoice_number", "tenant", "order_id", "invoice_date", "due_date", "expected_due_date"],
@@ -155,8 +155,8 @@ def invoice_due_dates(warehouse: WarehouseResource, tenant_registry: TenantRegis
 @dg.asset_check(**CHECK, description="Invoice amounts and line amounts are >= 0 (whole ledger).")
 def invoice_amounts_non_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     engine = warehouse.get_engine()
-    book = read_table(engine, ledger.invoices, columns=["tenant", "order_id", "invoice_number", "amount_cents"])
-    lines = read_table(engine, ledger.invoice_lines, columns=["tenant", "order_id", "invoice_number", "kind", "amount_cents"])
+    book = read_table(engine, schema.invoices, columns=["tenant", "order_id", "invoice_number", "amount_cents"])
+    lines = read_table(engine, schema.invoice_lines, columns=["tenant", "order_id", "invoice_number", "kind", "amount_cents"])
     offenders = validate_amounts_non_negative(book, lines.drop(columns="invoice_number"))
     # Lines come back without their number from the domain function: put it back for the table.
     if len(offenders) and offenders["invoice_number"].isna().any():

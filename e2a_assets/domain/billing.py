@@ -51,11 +51,14 @@ BILLABLE_COLUMNS = [
     "billable", "held", "hold_reasons", "picks", "packs", "labels", "kitting", "returns",
     "storage_days", "flags", *(f"flag_{f}" for f in FLAGS), "currency",
 ]  # fmt: skip
-TOTAL_COLUMNS = [
-    "tenant", "order_id", "cohort_day", "billable_at", "invoice_date", "billable", "held", "currency",
+# The money columns of a priced order, in DOMAIN §5 step order.
+MONEY_COLUMNS = [
     "operations_cents", "storage_cents", "services_cents", "returns_cents", "subtotal_cents",
     "minimum_top_up_cents", "multiplier_cents", "amount_cents",
 ]  # fmt: skip
+TOTAL_COLUMNS = [
+    "tenant", "order_id", "cohort_day", "billable_at", "invoice_date", "billable", "held", "currency", *MONEY_COLUMNS,
+]
 
 
 # ---------------------------------------------------------------------------------------------

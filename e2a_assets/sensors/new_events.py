@@ -9,7 +9,7 @@ import pandas as pd
 from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
 from e2a_assets.resources import AS_OF_TAG, WarehouseResource
 from e2a_assets.warehouse.event_cursor import EventCursor, is_ahead_of_log, read_after
-from e2a_assets.warehouse.landing import cohort_days_of_orders
+from e2a_assets.intake.landing import cohort_days_of_orders
 
 PAGE_SIZE = 5000
 # Sensor evaluations time out at 60 s; stop paging well before that and continue next tick.

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import httpx
 
-from e2a_assets.ingestion import Delivery, Ingestor, IngestStats
+from e2a_assets.intake.ingestor import Delivery, Ingestor, IngestStats
 from e2a_assets.simulator.traffic import SimDelivery
 
 RETRYABLE_STATUS = frozenset({408, 429})

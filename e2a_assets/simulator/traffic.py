@@ -21,7 +21,7 @@ from random import Random
 from typing import Any, Iterable, Mapping, Sequence
 
 from e2a_assets.domain.policies import TenantPolicy
-from e2a_assets.ingestion import Delivery
+from e2a_assets.intake.ingestor import Delivery
 from e2a_assets.simulator.clock import DAY, EPOCH, HOUR, MINUTE, Tz, epoch_seconds
 from e2a_assets.simulator.orders import Order, OrderFactory, cumulative, pick_index
 from e2a_assets.simulator.payloads import Payloads

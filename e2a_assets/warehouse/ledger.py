@@ -1,4 +1,4 @@
-"""The billing tables and the invoice ledger: number allocation, adjustments, reviews.
+"""The invoice ledger: number allocation, issuing, adjustments, reviews, and reads of the ledger.
 
 `invoices`, `invoice_lines` and `invoice_adjustments` are a ledger (ARCHITECTURE principle 2):
 rows are inserted once and never updated or deleted by e2a. The only changes after insert are
@@ -20,210 +20,16 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
-    Date,
-    Engine,
-    Float,
-    Index,
-    Integer,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    and_,
-    bindparam,
-    or_,
-    select,
-    tuple_,
-    update,
-)
+from sqlalchemy import Engine, and_, bindparam, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from e2a_assets.domain.billing import plan_invoice_numbers
 from e2a_assets.domain.policies import TenantRegistry
 from e2a_assets.domain.statements import APPROVED, PENDING_REVIEW, REJECTED
 from e2a_assets.warehouse.frames import insert_frame, insert_new, read_table
-from e2a_assets.warehouse.schema import TS, flag_columns, metadata
+from e2a_assets.warehouse.schema import ISSUED, invoice_adjustments, invoice_lines, invoice_sequences, invoices
 
 SUPERSEDED = "SUPERSEDED"
-ISSUED = "issued"
-_MONEY = ("operations_cents", "storage_cents", "services_cents", "returns_cents", "subtotal_cents",
-          "minimum_top_up_cents", "multiplier_cents", "amount_cents")  # fmt: skip
-
-# Orders that reached a billable state (shipped, delivered, cancelled after a pick), per cohort day.
-completed_orders = Table(
-    "completed_orders",
-    metadata,
-    Column("tenant", String(64), nullable=False),
-    Column("order_id", String(128), nullable=False),
-    Column("order_name", String(128)),
-    Column("cohort_day", Date, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("completion", String(16), nullable=False),  # shipped | delivered | cancelled
-    Column("completed_at", TS, nullable=False),
-    *[Column(name, TS) for name in ("created_at", "picked_at", "shipped_at", "delivered_at", "cancelled_at", "returned_at")],
-    Column("flags", String(256), nullable=False, default=""),
-    *flag_columns(),
-    Column("as_of", TS, nullable=False),
-    UniqueConstraint("tenant", "order_id", name="uq_completed_orders_order"),
-    Index("ix_completed_orders_day", "cohort_day", "tenant"),
-)
-
-# Billable or held orders priced as of the run (held ones too: the report shows the amount on hold).
-billable_orders = Table(
-    "billable_orders",
-    metadata,
-    Column("tenant", String(64), nullable=False),
-    Column("order_id", String(128), nullable=False),
-    Column("cohort_day", Date, nullable=False),
-    Column("created_at", TS),
-    Column("billable_at", TS, nullable=False),
-    Column("billable_basis", String(16), nullable=False),
-    Column("invoice_date", Date, nullable=False),
-    Column("billable", Boolean, nullable=False),
-    Column("held", Boolean, nullable=False),
-    Column("hold_reasons", String(256), nullable=False, default=""),
-    *[Column(c, Integer, nullable=False) for c in ("picks", "packs", "labels", "kitting", "returns", "storage_days")],
-    Column("flags", String(256), nullable=False, default=""),
-    *flag_columns(),
-    Column("currency", String(8), nullable=False),
-    *[Column(c, BigInteger, nullable=False) for c in _MONEY],
-    Column("as_of", TS, nullable=False),
-    UniqueConstraint("tenant", "order_id", name="uq_billable_orders_order"),
-    Index("ix_billable_orders_day", "cohort_day", "tenant"),
-)
-
-invoices = Table(
-    "invoices",
-    metadata,
-    Column("invoice_number", String(96), nullable=False),
-    Column("tenant", String(64), nullable=False),
-    Column("order_id", String(128), nullable=False),
-    Column("cohort_day", Date, nullable=False),
-    Column("invoice_date", Date, nullable=False),
-    Column("due_date", Date, nullable=False),
-    Column("payment_terms_days", Integer, nullable=False),
-    Column("invoice_month", String(6), nullable=False),  # YYYYMM of invoice_date
-    Column("invoice_seq", Integer, nullable=False),
-    Column("billable_at", TS, nullable=False),
-    Column("billable_basis", String(16), nullable=False),
-    Column("amount_cents", BigInteger, nullable=False),
-    Column("currency", String(8), nullable=False),
-    Column("issued_at", TS, nullable=False),  # evaluation time (as_of) of the issuing run
-    Column("issued_run_id", String(64), nullable=False),
-    Column("status", String(16), nullable=False, default=ISSUED),
-    Column("paid_at", TS),  # written by the finance system, never by e2a
-    UniqueConstraint("invoice_number", name="uq_invoices_number"),
-    UniqueConstraint("tenant", "order_id", name="uq_invoices_order"),
-    UniqueConstraint("tenant", "invoice_month", "invoice_seq", name="uq_invoices_seq"),
-    Index("ix_invoices_day", "cohort_day", "tenant"),
-    Index("ix_invoices_date", "invoice_date", "tenant"),
-)
-
-invoice_lines = Table(
-    "invoice_lines",
-    metadata,
-    Column("invoice_number", String(96), nullable=False),
-    Column("tenant", String(64), nullable=False),
-    Column("order_id", String(128), nullable=False),
-    Column("line_no", Integer, nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("description", Text, nullable=False),
-    Column("quantity", BigInteger, nullable=False),
-    Column("unit_cents", BigInteger, nullable=False),
-    Column("amount_cents", BigInteger, nullable=False),
-    UniqueConstraint("invoice_number", "line_no", name="uq_invoice_lines_line"),
-)
-
-invoice_sequences = Table(
-    "invoice_sequences",
-    metadata,
-    Column("tenant", String(64), nullable=False),
-    Column("invoice_month", String(6), nullable=False),
-    Column("last_seq", Integer, nullable=False, default=0),
-    Column("updated_at", TS),
-    PrimaryKeyConstraint("tenant", "invoice_month", name="pk_invoice_sequences"),
-)
-
-invoice_adjustments = Table(
-    "invoice_adjustments",
-    metadata,
-    Column("adjustment_id", String(128), nullable=False),
-    Column("tenant", String(64), nullable=False),
-    Column("order_id", String(128), nullable=False),
-    Column("invoice_number", String(96), nullable=False),
-    Column("cohort_day", Date, nullable=False),
-    Column("adjustment_seq", Integer, nullable=False),
-    Column("created_at", TS, nullable=False),
-    Column("adjustment_date", Date, nullable=False),
-    Column("issued_cents", BigInteger, nullable=False),
-    Column("previously_applied_cents", BigInteger, nullable=False),
-    Column("recomputed_cents", BigInteger, nullable=False),
-    Column("delta_cents", BigInteger, nullable=False),
-    Column("kind", String(8), nullable=False),  # debit | credit
-    Column("reason", String(32), nullable=False),
-    # AUTO_APPLIED | APPLIED_FLAGGED | PENDING_REVIEW | APPROVED | REJECTED | SUPERSEDED
-    Column("status", String(16), nullable=False),
-    Column("applied", Boolean, nullable=False),
-    Column("flagged", Boolean, nullable=False),
-    Column("supersedes", String(512), nullable=False, default=""),
-    Column("superseded_by", String(128)),
-    Column("reviewed_at", TS),
-    Column("reviewed_by", String(128)),
-    Column("created_run_id", String(64), nullable=False),
-    UniqueConstraint("adjustment_id", name="uq_invoice_adjustments_id"),
-    Index("ix_invoice_adjustments_invoice", "tenant", "invoice_number"),
-    Index("ix_invoice_adjustments_day", "cohort_day", "tenant"),
-)
-
-monthly_statements = Table(
-    "monthly_statements",
-    metadata,
-    Column("tenant", String(64), nullable=False),
-    Column("month", String(6), nullable=False),
-    Column("month_start", Date, nullable=False),
-    Column("month_end", Date, nullable=False),
-    Column("currency", String(8), nullable=False),
-    Column("invoiced_orders", Integer, nullable=False),
-    Column("gross_cents", BigInteger, nullable=False),
-    Column("discount_rate", Float, nullable=False),
-    Column("discount_cents", BigInteger, nullable=False),
-    Column("minimum_fee_cents", BigInteger, nullable=False),
-    Column("minimum_top_up_cents", BigInteger, nullable=False),
-    Column("adjustments_count", Integer, nullable=False),
-    Column("adjustments_cents", BigInteger, nullable=False),
-    Column("pending_review_cents", BigInteger, nullable=False),
-    Column("net_due_cents", BigInteger, nullable=False),
-    Column("overdue_invoices", Integer, nullable=False),
-    Column("overdue_cents", BigInteger, nullable=False),
-    Column("as_of", TS, nullable=False),
-    UniqueConstraint("tenant", "month", name="uq_monthly_statements_month"),
-)
-
-billing_report = Table(
-    "billing_report",
-    metadata,
-    Column("tenant", String(64), nullable=False),
-    Column("day", Date, nullable=False),
-    *[Column(c, Integer, nullable=False) for c in ("invoices_issued",)],
-    Column("invoiced_cents", BigInteger, nullable=False),
-    Column("held_orders", Integer, nullable=False),
-    Column("held_cents", BigInteger, nullable=False),
-    Column("hold_reasons", String(512), nullable=False, default=""),
-    *[Column(c, Integer, nullable=False) for c in
-      ("adjustments_auto_applied", "adjustments_applied_flagged", "adjustments_pending_review")],
-    Column("revenue_impact_cents", BigInteger, nullable=False),
-    Column("pending_review_cents", BigInteger, nullable=False),
-    *[Column(c, Integer, nullable=False) for c in ("invoices_open", "invoices_overdue", "invoices_paid")],
-    Column("status_breakdown", String(128), nullable=False),
-    Column("overdue_cents", BigInteger, nullable=False),
-    Column("as_of", TS, nullable=False),
-    UniqueConstraint("tenant", "day", name="uq_billing_report_day"),
-)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,14 +189,6 @@ def read_adjustments_for(conn_or_engine: Any, inv: pd.DataFrame) -> pd.DataFrame
         for i in range(0, len(numbers), 1000)
     ]
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-
-
-def adjustments_for_days(conn_or_engine: Any, first: dt.date, last: dt.date) -> pd.DataFrame:
-    """Adjustments of the invoices of cohort days [first, last] or created on those days."""
-    c = invoice_adjustments.c
-    return read_table(conn_or_engine, invoice_adjustments,
-                      [or_(and_(c.cohort_day >= first, c.cohort_day <= last),
-                           and_(c.adjustment_date >= first, c.adjustment_date <= last))])  # fmt: skip
 
 
 def line_totals(conn_or_engine: Any, inv: pd.DataFrame) -> pd.DataFrame:

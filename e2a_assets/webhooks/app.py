@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from e2a_assets.domain.events import IGNORED
 from e2a_assets.domain.policies import TenantPolicy, TenantRegistry
-from e2a_assets.ingestion import DEAD_LETTER, DUPLICATE, STORED, Delivery, IngestResult, Ingestor
+from e2a_assets.intake.ingestor import DEAD_LETTER, DUPLICATE, STORED, Delivery, IngestResult, Ingestor
 from e2a_assets.warehouse.engine import ping
 from e2a_assets.webhooks import prometheus
 from e2a_assets.webhooks.signing import (

@@ -15,7 +15,7 @@ from typing import Callable, Mapping, Sequence
 from sqlalchemy import Engine
 
 from e2a_assets.domain.events import IGNORED, CanonicalEvent, MalformedEvent, canonicalize
-from e2a_assets.warehouse import landing
+from e2a_assets.intake import landing
 
 STORED = "stored"
 DUPLICATE = "duplicate"

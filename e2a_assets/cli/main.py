@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -16,49 +15,12 @@ import click
 from sqlalchemy import exc as sa_exc
 
 from e2a_assets.domain.policies import PolicyError
+from e2a_assets.cli.instance import E2AError, dagster_home, prepared_dagster_home
 from e2a_assets.settings import PROJECT_ROOT, Settings
-
-
-class E2AError(click.ClickException):
-    """A user-facing failure: printed as one line, exit code 1."""
 
 
 def _settings() -> Settings:
     return Settings.from_env()
-
-
-def dagster_home(settings: Settings) -> Path:
-    """The project's Dagster instance directory (DAGSTER_HOME), with e2a's dagster.yaml in it:
-    dagster.postgres.yaml (Postgres instance storage) when E2A_DAGSTER_POSTGRES_URL is set."""
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir / "dagster_home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    instance_yaml = home / "dagster.yaml"
-    postgres_url = os.environ.get("E2A_DAGSTER_POSTGRES_URL")
-    default_yaml = "dagster.yaml"
-    if postgres_url:
-        from e2a_assets.warehouse.engine import normalise_url
-
-        # Dagster's Postgres storage needs psycopg2 (DAGSTER-NOTES §2): accept postgres(ql):// too.
-        os.environ["E2A_DAGSTER_POSTGRES_URL"] = normalise_url(postgres_url)
-        default_yaml = "dagster.postgres.yaml"
-    source = Path(os.environ.get("E2A_DAGSTER_YAML") or PROJECT_ROOT / default_yaml)
-    if source.exists() and (not instance_yaml.exists() or instance_yaml.read_bytes() != source.read_bytes()):
-        shutil.copyfile(source, instance_yaml)
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
-
-
-def prepared_dagster_home(settings: Settings) -> Path:
-    """`dagster_home`, with the instance's storage created before any Dagster process starts."""
-    from e2a_assets.processes import prepare_instance
-
-    home = dagster_home(settings)
-    try:
-        prepare_instance()
-    except Exception as exc:  # noqa: BLE001 - any storage failure becomes one line for the user
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise E2AError(f"cannot open the Dagster instance in {home}: {first}") from None
-    return home
 
 
 def _parse_day(value: str | None, option: str) -> dt.date | None:
@@ -115,7 +77,7 @@ def cli() -> None:
 def simulate(tenant_count: int, days: int, orders_per_day: int, seed: int, start: str | None,
              live: str | None, rate: float | None) -> None:
     """Generate realistic Shopify, WMS and carrier traffic (reproducible for a seed)."""
-    from e2a_assets.ingestion import Ingestor
+    from e2a_assets.intake.ingestor import Ingestor
     from e2a_assets.simulator.runner import ReceiverUnreachable, ingest_deliveries, send_live
     from e2a_assets.simulator.traffic import generate
     from e2a_assets.warehouse.engine import make_engine
@@ -150,7 +112,7 @@ def simulate(tenant_count: int, days: int, orders_per_day: int, seed: int, start
 def demo(days: int, orders_per_day: int, seed: int) -> None:
     """Simulate two tenants, materialise every asset through the project's Dagster instance,
     print a per-tenant summary."""
-    from e2a_assets.demo import run_demo
+    from e2a_assets.cli.demo import run_demo
 
     settings = _settings()
     home = dagster_home(settings)
@@ -182,7 +144,7 @@ def up(host: str, port: int, ui_port: int, with_traffic: bool, rate: float) -> N
     """Start the receiver, the Dagster webserver and the daemon together; Ctrl-C stops them."""
     import time
 
-    from e2a_assets.processes import ProcessGroup, tool, wait_http
+    from e2a_assets.cli.processes import ProcessGroup, tool, wait_http
 
     import signal
 
@@ -245,7 +207,7 @@ def status(as_json: bool) -> None:
     import dagster as dg
 
     from e2a_assets.resources import WarehouseResource
-    from e2a_assets.status import collect_status
+    from e2a_assets.cli.status import collect_status
 
     settings = _settings()
     prepared_dagster_home(settings)
@@ -265,8 +227,8 @@ def _print_status(report, registry) -> None:  # noqa: ANN001
     from rich.console import Console
     from rich.table import Table
 
-    from e2a_assets.billing_documents import format_money
-    from e2a_assets.status import OPEN_WORK
+    from e2a_assets.documents.formatting import format_money
+    from e2a_assets.cli.status import OPEN_WORK
 
     console = Console()
     console.print(f"warehouse  {report.warehouse}")
@@ -297,7 +259,7 @@ def _print_status(report, registry) -> None:  # noqa: ANN001
 @click.option("--limit", type=click.IntRange(1), help="At most this many.")
 def replay_dead_letters_command(tenant: str | None, limit: int | None) -> None:
     """Re-run dead letters through validation and dedupe once their cause is fixed."""
-    from e2a_assets.ingestion import replay_dead_letters
+    from e2a_assets.intake.ingestor import replay_dead_letters
     from e2a_assets.warehouse.engine import make_engine
 
     settings = _settings()
@@ -336,7 +298,8 @@ def invoices() -> None:
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write the CSV here (default: stdout).")
 def export_invoices(tenant: str, month: str, output: str | None) -> None:
     """Export a tenant's invoices of one month as CSV (one row per invoice, with adjustments)."""
-    from e2a_assets.billing_documents import export_month_csv, parse_month
+    from e2a_assets.documents.exports import export_month_csv
+    from e2a_assets.documents.formatting import parse_month
     from e2a_assets.warehouse.engine import make_engine
 
     try:

@@ -1,4 +1,4 @@
-"""Invoice documents and exports: a printable HTML file per issued invoice, a CSV per tenant-month.
+"""Invoice documents: a printable HTML file per issued invoice.
 
 Documents are rendered from the ledger rows (never recomputed), so a document always shows what
 was issued. They are self-contained HTML (inline CSS, no scripts, no external resources) that
@@ -7,48 +7,17 @@ print cleanly to A4/Letter from any browser.
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import os
-import re
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 from sqlalchemy import Engine
 
-from e2a_assets.domain.billing import APPLIED_STATUSES
+from e2a_assets.documents.formatting import format_money
 from e2a_assets.domain.policies import TenantRegistry
-from e2a_assets.domain.statements import PENDING_REVIEW
 from e2a_assets.warehouse.frames import read_table
-from e2a_assets.warehouse.ledger import invoice_adjustments, invoice_lines, read_invoices
-
-SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$", "JPY": "¥", "CHF": "CHF "}
-MONTH_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-CSV_COLUMNS = [
-    "invoice_number", "tenant", "order_id", "invoice_date", "due_date", "payment_terms_days", "currency",
-    "amount_cents", "applied_adjustments_cents", "pending_review_cents", "total_due_cents", "amount",
-    "total_due", "billable_basis", "issued_at", "paid_at",
-]  # fmt: skip
-
-
-def format_money(cents: int, currency: str) -> str:
-    """`123456, "USD"` -> `$1,234.56`; unknown currencies as `1,234.56 XYZ`; credits with a minus."""
-    cents = int(cents)
-    sign = "-" if cents < 0 else ""
-    whole, frac = divmod(abs(cents), 100)
-    number = f"{whole:,}.{frac:02d}"
-    symbol = SYMBOLS.get(str(currency).upper())
-    return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency}"
-
-
-def parse_month(value: str) -> str:
-    """`2025-08` -> `202508`; ValueError for anything else."""
-    match = MONTH_PATTERN.match(value or "")
-    if not match:
-        raise ValueError(f"expected YYYY-MM, got {value!r}")
-    return match.group(1) + match.group(2)
+from e2a_assets.warehouse.schema import invoice_lines
 
 
 def document_path(invoice_dir: str | Path, tenant: str, invoice_date, invoice_number: str) -> Path:  # noqa: ANN001
@@ -148,45 +117,6 @@ def write_invoice_documents(
         tmp.replace(path)
         written.append(path)
     return written
-
-
-def month_invoices(engine: Engine, tenant: str, month: str) -> pd.DataFrame:
-    """The tenant's invoices of `month` (YYYY-MM) with their applied and pending adjustments."""
-    inv = read_invoices(engine, tenant=tenant, month=parse_month(month))
-    adj = read_table(engine, invoice_adjustments, [invoice_adjustments.c.tenant == tenant])
-    adj = adj[adj["invoice_number"].isin(inv["invoice_number"])]
-    applied = adj[adj["status"].isin(APPLIED_STATUSES)].groupby("invoice_number")["delta_cents"].sum()
-    pending = adj[adj["status"] == PENDING_REVIEW].groupby("invoice_number")["delta_cents"].sum()
-    inv["applied_adjustments_cents"] = inv["invoice_number"].map(applied).fillna(0).astype("int64")
-    inv["pending_review_cents"] = inv["invoice_number"].map(pending).fillna(0).astype("int64")
-    inv["total_due_cents"] = inv["amount_cents"].astype("int64") + inv["applied_adjustments_cents"]
-    return inv
-
-
-def _decimal(cents: Iterable[int]) -> list[str]:
-    return [f"{'-' if c < 0 else ''}{abs(int(c)) // 100}.{abs(int(c)) % 100:02d}" for c in cents]
-
-
-def export_month_csv(engine: Engine, tenant: str, month: str) -> str:
-    """CSV text of the tenant's invoices of `month` (YYYY-MM), one row per invoice, by number."""
-    inv = month_invoices(engine, tenant, month)
-    inv["amount"] = _decimal(inv["amount_cents"])
-    inv["total_due"] = _decimal(inv["total_due_cents"])
-    for col in ("issued_at", "paid_at"):
-        inv[col] = [v.isoformat() if isinstance(v, pd.Timestamp) and pd.notna(v) else "" for v in inv[col]]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(inv[CSV_COLUMNS].astype(str).itertuples(index=False, name=None))
-    return out.getvalue()
-
-
-def export_month_csv_file(engine: Engine, tenant: str, month: str, output: str | Path) -> Path:
-    """Write `export_month_csv` to `output` and return its path."""
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(export_month_csv(engine, tenant, month), encoding="utf-8")
-    return path
 
 
 def lines_for(engine: Engine, numbers: list[str]) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from e2a_assets.warehouse import ledger, schema
+from e2a_assets.warehouse import schema
 
 # (column, what it counts): the order of the table `e2a status` prints.
 OPEN_WORK = (
@@ -38,7 +38,7 @@ def open_work(engine: Engine, today: dt.date, tenants: Iterable[str] = ()) -> pd
     of `OPEN_WORK`, 0 where nothing waits."""
     month_start = today.replace(day=1)
     ex, pr, orders = schema.exceptions, schema.exception_priorities, schema.orders
-    billable, adjustments, invoices = ledger.billable_orders, ledger.invoice_adjustments, ledger.invoices
+    billable, adjustments, invoices = schema.billable_orders, schema.invoice_adjustments, schema.invoices
     queries = {
         "open_exceptions": select(ex.c.tenant, func.count()).where(ex.c.status == "OPEN").group_by(ex.c.tenant),
         "critical_urgent": select(pr.c.tenant, func.count()).where(pr.c.category == "critical_urgent").group_by(pr.c.tenant),

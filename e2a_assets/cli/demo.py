@@ -12,13 +12,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from e2a_assets.ingestion import Ingestor
+from e2a_assets.intake.ingestor import Ingestor
 from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from e2a_assets.resources import AS_OF_TAG
 from e2a_assets.settings import Settings
 from e2a_assets.simulator.runner import ingest_deliveries
 from e2a_assets.simulator.traffic import generate
-from e2a_assets.warehouse import ledger, schema
+from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.engine import make_engine
 from e2a_assets.warehouse.frames import read_days
 
@@ -60,7 +60,7 @@ def tenant_summary(settings: Settings, first: dt.date, last: dt.date) -> pd.Data
         return pd.DataFrame()
     summary = orders.groupby("tenant").agg(orders=("order_id", "size"), stalled=("stalled", "sum"))
     # Completed = reached a billable state (completed_orders): each is invoiced or held.
-    completed = read_days(engine, ledger.completed_orders, "cohort_day", first, last)
+    completed = read_days(engine, schema.completed_orders, "cohort_day", first, last)
     summary.insert(1, "completed", completed.groupby("tenant").size())
     weights = metrics.assign(w=metrics["orders"].clip(lower=1))
     for clock in ("pick", "delivery"):
@@ -72,9 +72,9 @@ def tenant_summary(settings: Settings, first: dt.date, last: dt.date) -> pd.Data
         ).round(1)
     summary["exceptions"] = exceptions.groupby("tenant").size()
     summary["open"] = exceptions[exceptions["status"] == "OPEN"].groupby("tenant").size()
-    invoices = read_days(engine, ledger.invoices, "cohort_day", first, last)
+    invoices = read_days(engine, schema.invoices, "cohort_day", first, last)
     summary["invoices"] = invoices.groupby("tenant").size()
-    billable = read_days(engine, ledger.billable_orders, "cohort_day", first, last)
+    billable = read_days(engine, schema.billable_orders, "cohort_day", first, last)
     summary["held"] = billable[billable["held"].astype(bool)].groupby("tenant").size()
     summary["invoiced $"] = (invoices.groupby("tenant")["amount_cents"].sum() / 100).round(2)
     return summary.fillna(0).reset_index()

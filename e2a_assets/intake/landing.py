@@ -198,13 +198,6 @@ def cohort_days_of_orders(conn: Connection, keys: Iterable[tuple[str, str]]) -> 
     return frame[columns]
 
 
-def count_rows(conn: Connection, table, *where) -> int:  # noqa: ANN001
-    stmt = select(func.count()).select_from(table)
-    for clause in where:
-        stmt = stmt.where(clause)
-    return int(conn.execute(stmt).scalar_one())
-
-
 __all__ = [
     "append_events",
     "add_dead_letter",
@@ -212,5 +205,4 @@ __all__ = [
     "mark_dead_letter",
     "cohort_events",
     "cohort_days_of_orders",
-    "count_rows",
 ]

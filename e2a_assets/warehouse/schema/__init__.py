@@ -1,0 +1,39 @@
+"""The warehouse schema: every table declared once, in one `MetaData`, for SQLite and Postgres.
+
+One module per concern; this package re-exports every table so callers write
+`schema.invoices`. Tables are created and changed only by the Alembic migrations in
+`warehouse/migrations/`; every asset has its own table, keyed by its partition column, so a
+partition can be replaced atomically.
+"""
+
+from e2a_assets.warehouse.schema.base import TS, BigId, metadata
+from e2a_assets.warehouse.schema.billing import (
+    ISSUED,
+    billable_orders,
+    billing_report,
+    invoice_adjustments,
+    invoice_lines,
+    invoice_sequences,
+    invoices,
+    monthly_statements,
+)
+from e2a_assets.warehouse.schema.exceptions import (
+    exception_actions,
+    exception_insights,
+    exception_patterns,
+    exception_priorities,
+    exceptions,
+)
+from e2a_assets.warehouse.schema.landing import dead_letters, event_log, webhook_events
+from e2a_assets.warehouse.schema.operations import alerts, operations_summary
+from e2a_assets.warehouse.schema.orders import CLOCKS, completed_orders, order_sla, orders, sla_metrics
+
+__all__ = [
+    "TS", "BigId", "metadata", "ISSUED",
+    "event_log", "dead_letters", "webhook_events",
+    "orders", "order_sla", "sla_metrics", "completed_orders", "CLOCKS",
+    "exceptions", "exception_priorities", "exception_actions", "exception_patterns", "exception_insights",
+    "billable_orders", "invoices", "invoice_lines", "invoice_sequences", "invoice_adjustments",
+    "monthly_statements", "billing_report",
+    "operations_summary", "alerts",
+]  # fmt: skip

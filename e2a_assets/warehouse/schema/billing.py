@@ -1,0 +1,177 @@
+"""The billing tables. `invoices`, `invoice_lines` and `invoice_adjustments` are the ledger (inserted
+once, never rewritten: see warehouse/ledger.py); the others are derived per partition.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Float,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from e2a_assets.domain.billing import MONEY_COLUMNS
+from e2a_assets.warehouse.schema.base import TS, flag_columns, metadata
+
+ISSUED = "issued"
+
+# Billable or held orders priced as of the run (held ones too: the report shows the amount on hold).
+billable_orders = Table(
+    "billable_orders",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("cohort_day", Date, nullable=False),
+    Column("created_at", TS),
+    Column("billable_at", TS, nullable=False),
+    Column("billable_basis", String(16), nullable=False),
+    Column("invoice_date", Date, nullable=False),
+    Column("billable", Boolean, nullable=False),
+    Column("held", Boolean, nullable=False),
+    Column("hold_reasons", String(256), nullable=False, default=""),
+    *[Column(c, Integer, nullable=False) for c in ("picks", "packs", "labels", "kitting", "returns", "storage_days")],
+    Column("flags", String(256), nullable=False, default=""),
+    *flag_columns(),
+    Column("currency", String(8), nullable=False),
+    *[Column(c, BigInteger, nullable=False) for c in MONEY_COLUMNS],
+    Column("as_of", TS, nullable=False),
+    UniqueConstraint("tenant", "order_id", name="uq_billable_orders_order"),
+    Index("ix_billable_orders_day", "cohort_day", "tenant"),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("invoice_number", String(96), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("cohort_day", Date, nullable=False),
+    Column("invoice_date", Date, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("payment_terms_days", Integer, nullable=False),
+    Column("invoice_month", String(6), nullable=False),  # YYYYMM of invoice_date
+    Column("invoice_seq", Integer, nullable=False),
+    Column("billable_at", TS, nullable=False),
+    Column("billable_basis", String(16), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("issued_at", TS, nullable=False),  # evaluation time (as_of) of the issuing run
+    Column("issued_run_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False, default=ISSUED),
+    Column("paid_at", TS),  # written by the finance system, never by e2a
+    UniqueConstraint("invoice_number", name="uq_invoices_number"),
+    UniqueConstraint("tenant", "order_id", name="uq_invoices_order"),
+    UniqueConstraint("tenant", "invoice_month", "invoice_seq", name="uq_invoices_seq"),
+    Index("ix_invoices_day", "cohort_day", "tenant"),
+    Index("ix_invoices_date", "invoice_date", "tenant"),
+)
+
+invoice_lines = Table(
+    "invoice_lines",
+    metadata,
+    Column("invoice_number", String(96), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("unit_cents", BigInteger, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    UniqueConstraint("invoice_number", "line_no", name="uq_invoice_lines_line"),
+)
+
+invoice_sequences = Table(
+    "invoice_sequences",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("invoice_month", String(6), nullable=False),
+    Column("last_seq", Integer, nullable=False, default=0),
+    Column("updated_at", TS),
+    PrimaryKeyConstraint("tenant", "invoice_month", name="pk_invoice_sequences"),
+)
+
+invoice_adjustments = Table(
+    "invoice_adjustments",
+    metadata,
+    Column("adjustment_id", String(128), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("invoice_number", String(96), nullable=False),
+    Column("cohort_day", Date, nullable=False),
+    Column("adjustment_seq", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("adjustment_date", Date, nullable=False),
+    Column("issued_cents", BigInteger, nullable=False),
+    Column("previously_applied_cents", BigInteger, nullable=False),
+    Column("recomputed_cents", BigInteger, nullable=False),
+    Column("delta_cents", BigInteger, nullable=False),
+    Column("kind", String(8), nullable=False),  # debit | credit
+    Column("reason", String(32), nullable=False),
+    # AUTO_APPLIED | APPLIED_FLAGGED | PENDING_REVIEW | APPROVED | REJECTED | SUPERSEDED
+    Column("status", String(16), nullable=False),
+    Column("applied", Boolean, nullable=False),
+    Column("flagged", Boolean, nullable=False),
+    Column("supersedes", String(512), nullable=False, default=""),
+    Column("superseded_by", String(128)),
+    Column("reviewed_at", TS),
+    Column("reviewed_by", String(128)),
+    Column("created_run_id", String(64), nullable=False),
+    UniqueConstraint("adjustment_id", name="uq_invoice_adjustments_id"),
+    Index("ix_invoice_adjustments_invoice", "tenant", "invoice_number"),
+    Index("ix_invoice_adjustments_day", "cohort_day", "tenant"),
+)
+
+monthly_statements = Table(
+    "monthly_statements",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("month", String(6), nullable=False),
+    Column("month_start", Date, nullable=False),
+    Column("month_end", Date, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("invoiced_orders", Integer, nullable=False),
+    Column("gross_cents", BigInteger, nullable=False),
+    Column("discount_rate", Float, nullable=False),
+    Column("discount_cents", BigInteger, nullable=False),
+    Column("minimum_fee_cents", BigInteger, nullable=False),
+    Column("minimum_top_up_cents", BigInteger, nullable=False),
+    Column("adjustments_count", Integer, nullable=False),
+    Column("adjustments_cents", BigInteger, nullable=False),
+    Column("pending_review_cents", BigInteger, nullable=False),
+    Column("net_due_cents", BigInteger, nullable=False),
+    Column("overdue_invoices", Integer, nullable=False),
+    Column("overdue_cents", BigInteger, nullable=False),
+    Column("as_of", TS, nullable=False),
+    UniqueConstraint("tenant", "month", name="uq_monthly_statements_month"),
+)
+
+billing_report = Table(
+    "billing_report",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("day", Date, nullable=False),
+    *[Column(c, Integer, nullable=False) for c in ("invoices_issued",)],
+    Column("invoiced_cents", BigInteger, nullable=False),
+    Column("held_orders", Integer, nullable=False),
+    Column("held_cents", BigInteger, nullable=False),
+    Column("hold_reasons", String(512), nullable=False, default=""),
+    *[Column(c, Integer, nullable=False) for c in
+      ("adjustments_auto_applied", "adjustments_applied_flagged", "adjustments_pending_review")],
+    Column("revenue_impact_cents", BigInteger, nullable=False),
+    Column("pending_review_cents", BigInteger, nullable=False),
+    *[Column(c, Integer, nullable=False) for c in ("invoices_open", "invoices_overdue", "invoices_paid")],
+    Column("status_breakdown", String(128), nullable=False),
+    Column("overdue_cents", BigInteger, nullable=False),
+    Column("as_of", TS, nullable=False),
+    UniqueConstraint("tenant", "day", name="uq_billing_report_day"),
+)  # fmt: skip

@@ -1,0 +1,74 @@
+"""The landing zone: the append-only event log, dead letters, and the canonical events per cohort day.
+
+The landing table `event_log` is append-only (unique on tenant+source+event_id); dead letters
+keep every signed delivery that could not be understood. `webhook_events` is the first asset's
+table: the log's accepted events of each cohort day.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    DDL,
+    BigInteger,
+    Column,
+    Date,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
+)
+
+from e2a_assets.warehouse.schema.base import TS, BigId, event_columns, metadata
+
+event_log = Table(
+    "event_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    *event_columns(),
+    Column("topic", String(128), nullable=False),
+    Column("status", String(16), nullable=False),  # accepted | ignored
+    Column("payload", Text, nullable=False),
+    # Postgres: id of the inserting transaction (see warehouse/event_cursor.py). SQLite: unused.
+    Column("commit_seq", BigInteger),
+    UniqueConstraint("tenant", "source", "event_id", name="uq_event_log_key"),
+    Index("ix_event_log_order", "tenant", "order_id"),
+    Index("ix_event_log_occurred", "occurred_at"),
+    Index("ix_event_log_created", "order_created_at"),
+    Index("ix_event_log_commit_seq", "commit_seq", "id"),
+)
+# Every row records the transaction that wrote it, so readers can tell which rows can no longer
+# be joined by an earlier-numbered row still in flight (concurrent receivers).
+event.listen(
+    event_log,
+    "after_create",
+    DDL("ALTER TABLE event_log ALTER COLUMN commit_seq SET DEFAULT txid_current()").execute_if(dialect="postgresql"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("headers", Text, nullable=False),  # JSON, signature headers removed
+    Column("body", LargeBinary, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),  # pending | replayed
+    Column("replay_attempts", Integer, nullable=False, default=0),
+    Column("last_replayed_at", TS),
+    Column("last_error", Text),
+    Index("ix_dead_letters_status", "status", "tenant"),
+)
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    *event_columns(),
+    Column("cohort_day", Date, nullable=False),
+    Index("ix_webhook_events_day", "cohort_day", "tenant"),
+)
