@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # e2a: one command to set up and run.   ./run.sh demo | test | ui | e2a <args>
+# This script only creates the virtualenv; configuration (data directory, Dagster home, instance
+# storage) is resolved by e2a_assets/settings.py when `e2a` runs.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,19 +32,6 @@ setup() {
     .venv/bin/python -m pip install -qq -e ".[test]"
     echo "$want" > "$stamp"
   fi
-  export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/data/dagster_home}"
-  mkdir -p "$DAGSTER_HOME"
-  # Postgres instance storage when E2A_DAGSTER_POSTGRES_URL is set (psycopg2 driver, DAGSTER-NOTES §2).
-  instance_yaml=dagster.yaml
-  if [ -n "${E2A_DAGSTER_POSTGRES_URL:-}" ]; then
-    instance_yaml=dagster.postgres.yaml
-    case "$E2A_DAGSTER_POSTGRES_URL" in
-      postgres://*) E2A_DAGSTER_POSTGRES_URL="postgresql+psycopg2://${E2A_DAGSTER_POSTGRES_URL#postgres://}" ;;
-      postgresql://*) E2A_DAGSTER_POSTGRES_URL="postgresql+psycopg2://${E2A_DAGSTER_POSTGRES_URL#postgresql://}" ;;
-    esac
-    export E2A_DAGSTER_POSTGRES_URL
-  fi
-  cmp -s "$instance_yaml" "$DAGSTER_HOME/dagster.yaml" || cp "$instance_yaml" "$DAGSTER_HOME/dagster.yaml"
 }
 
 cmd="${1:-}"

@@ -1,4 +1,10 @@
-"""The one place that reads e2a's environment (DOMAIN §7). Everything else receives values."""
+"""The one place that reads e2a's environment (DOMAIN §7). Everything else receives values.
+
+That includes the Dagster instance's own variables: `DAGSTER_HOME`, `E2A_DAGSTER_POSTGRES_URL` and
+`E2A_DAGSTER_YAML` are resolved here, and `Settings.dagster_environment()` is what the `e2a`
+launchers hand to the Dagster processes they start (run.sh only creates the virtualenv and calls
+`e2a` or pytest).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from pathlib import Path
 from typing import Mapping
 
 from e2a_assets.domain.policies import PolicyError, TenantRegistry, load_registry
-from e2a_assets.warehouse.engine import sqlite_url
+from e2a_assets.warehouse.engine import normalise_url, sqlite_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,12 +52,22 @@ class Settings:
     # Settings that came from the environment, by field: bound as dg.EnvVar so the UI shows the
     # variable's name, never its value (a database password, an alert URL).
     env_names: Mapping[str, str] = field(default_factory=dict)
+    # The Dagster instance: its home, Postgres storage (psycopg2 URL, DAGSTER-NOTES §2) when set, and
+    # the dagster.yaml copied into the home.
+    dagster_home: Path | None = None
+    dagster_postgres_url: str | None = field(default=None, repr=False)
+    dagster_yaml: Path | None = None
+    # Who runs the command (`e2a invoices review --reviewer` defaults to it).
+    operator: str = "unknown"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("E2A_DATA_DIR") or PROJECT_ROOT / "data").resolve()
         policies_dir = Path(env.get("E2A_POLICIES_DIR") or PROJECT_ROOT / "policies").resolve()
+        # Dagster's Postgres storage needs psycopg2: accept postgres:// and postgresql:// too.
+        dagster_postgres_url = normalise_url(env["E2A_DAGSTER_POSTGRES_URL"]) if env.get("E2A_DAGSTER_POSTGRES_URL") else None
+        default_yaml = "dagster.postgres.yaml" if dagster_postgres_url else "dagster.yaml"
         return cls(
             data_dir=data_dir,
             database_url=env.get("DATABASE_URL") or sqlite_url(data_dir / "warehouse.sqlite"),
@@ -66,7 +82,26 @@ class Settings:
             allow_dev_secrets=env.get("E2A_STRICT_SECRETS") != "1",
             env_names={f: n for f, n in (("database_url", "DATABASE_URL"), ("alert_webhook_url", "E2A_ALERT_WEBHOOK_URL"))
                        if env.get(n)},
+            dagster_home=Path(env.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve(),
+            dagster_postgres_url=dagster_postgres_url,
+            dagster_yaml=Path(env.get("E2A_DAGSTER_YAML") or PROJECT_ROOT / default_yaml).resolve(),
+            operator=env.get("USER") or "unknown",
         )
+
+    def dagster_environment(self) -> dict[str, str]:
+        """The variables every Dagster process e2a starts (webserver, daemon, code servers, runs)
+        needs: the instance home, its Postgres storage when configured, and the warehouse URL, so a
+        child never falls back to a default of its own."""
+        env = {"DATABASE_URL": self.database_url}
+        if self.dagster_home is not None:
+            env["DAGSTER_HOME"] = str(self.dagster_home)
+        if self.dagster_postgres_url:
+            env["E2A_DAGSTER_POSTGRES_URL"] = self.dagster_postgres_url
+        return env
+
+    def child_environment(self) -> dict[str, str]:
+        """The environment for a process e2a starts: this one's, plus `dagster_environment()`."""
+        return {**self.secrets, **self.dagster_environment()}
 
     @property
     def invoice_dir(self) -> Path:
@@ -84,3 +119,18 @@ class Settings:
             environ=self.secrets,
             allow_dev_secrets=self.allow_dev_secrets,
         )
+
+
+def shown_database_url(environ: Mapping[str, str] | None = None) -> str:
+    """The warehouse URL for messages, password hidden; works even when other settings are broken."""
+    from sqlalchemy.engine import make_url
+
+    env = os.environ if environ is None else environ
+    url = env.get("DATABASE_URL")
+    if not url:
+        data_dir = Path(env.get("E2A_DATA_DIR") or PROJECT_ROOT / "data").resolve()
+        url = sqlite_url(data_dir / "warehouse.sqlite")
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not parseable: show no more than the scheme
+        return url.split("://", 1)[0] + "://..." if "://" in url else "(unparseable)"

@@ -118,12 +118,12 @@ def test_a_child_that_dies_is_reported_with_why_from_this_start_of_its_log(tmp_p
     script = ("import sys; print('\\x1b[32mstarting\\x1b[0m - INFO - Serving on :3000'); "
               "print('ERROR:    [Errno 98] address already in use'); print('INFO - Shutting down code server'); "
               "sys.exit(3)")
-    group = ProcessGroup(tmp_path / "tmp")
+    group = ProcessGroup(tmp_path / "tmp", dict(os.environ))
     group.start("webserver", [sys.executable, "-c", script], log=log)
     group.children[0][1].wait(30)
     assert group.failed() == "webserver exited with code 3 (ERROR:    [Errno 98] address already in use)"
 
-    quiet = ProcessGroup(tmp_path / "tmp")
+    quiet = ProcessGroup(tmp_path / "tmp", dict(os.environ))
     quiet.start("daemon", [sys.executable, "-c", "import sys; print('starting'); sys.exit('boom: no instance')"],
                 log=tmp_path / "daemon.log")
     quiet.children[0][1].wait(30)

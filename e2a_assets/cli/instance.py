@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from e2a_assets.settings import PROJECT_ROOT, Settings
+from e2a_assets.settings import Settings
 
 
 class E2AError(click.ClickException):
@@ -16,23 +16,16 @@ class E2AError(click.ClickException):
 
 
 def dagster_home(settings: Settings) -> Path:
-    """The project's Dagster instance directory (DAGSTER_HOME), with e2a's dagster.yaml in it:
-    dagster.postgres.yaml (Postgres instance storage) when E2A_DAGSTER_POSTGRES_URL is set."""
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir / "dagster_home").resolve()
+    """The project's Dagster instance directory (`settings.dagster_home`) with e2a's dagster.yaml in
+    it (dagster.postgres.yaml when E2A_DAGSTER_POSTGRES_URL is set). This process's environment gets
+    `settings.dagster_environment()`, so the instance it opens and every child it starts agree."""
+    home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     instance_yaml = home / "dagster.yaml"
-    postgres_url = os.environ.get("E2A_DAGSTER_POSTGRES_URL")
-    default_yaml = "dagster.yaml"
-    if postgres_url:
-        from e2a_assets.warehouse.engine import normalise_url
-
-        # Dagster's Postgres storage needs psycopg2 (DAGSTER-NOTES §2): accept postgres(ql):// too.
-        os.environ["E2A_DAGSTER_POSTGRES_URL"] = normalise_url(postgres_url)
-        default_yaml = "dagster.postgres.yaml"
-    source = Path(os.environ.get("E2A_DAGSTER_YAML") or PROJECT_ROOT / default_yaml)
+    source = settings.dagster_yaml
     if source.exists() and (not instance_yaml.exists() or instance_yaml.read_bytes() != source.read_bytes()):
         shutil.copyfile(source, instance_yaml)
-    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ.update(settings.dagster_environment())
     return home
 
 

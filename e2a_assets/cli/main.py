@@ -159,7 +159,7 @@ def up(host: str, port: int, ui_port: int, with_traffic: bool, rate: float) -> N
     home = prepared_dagster_home(settings)
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    group = ProcessGroup(settings.data_dir / "tmp")
+    group = ProcessGroup(settings.data_dir / "tmp", settings.child_environment())
     receiver = f"http://{host}:{port}"
     try:
         group.start("receiver", [tool("e2a"), "serve", "--host", host, "--port", str(port), "--log-level", "warning"],
@@ -320,7 +320,7 @@ def export_invoices(tenant: str, month: str, output: str | None) -> None:
 @invoices.command("review")
 @click.argument("adjustment_id")
 @click.option("--approve/--reject", required=True, help="Apply the adjustment, or reject it.")
-@click.option("--reviewer", default=lambda: os.environ.get("USER", "unknown"), show_default="$USER")
+@click.option("--reviewer", default=lambda: _settings().operator, show_default="$USER")
 def review_adjustment_command(adjustment_id: str, approve: bool, reviewer: str) -> None:
     """Approve or reject an adjustment that is PENDING_REVIEW."""
     from e2a_assets.warehouse.engine import make_engine
@@ -339,18 +339,9 @@ def _first_line(exc: BaseException) -> str:
 
 def _shown_database_url() -> str:
     """The warehouse URL from the environment, password hidden (for one-line errors)."""
-    from sqlalchemy.engine import make_url
+    from e2a_assets.settings import shown_database_url
 
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        try:
-            url = _settings().database_url  # the default SQLite file under the data directory
-        except Exception:  # noqa: BLE001 - settings themselves are broken: say what we know
-            return "(the default SQLite file)"
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not parseable: show no more than the scheme
-        return url.split("://", 1)[0] + "://..." if "://" in url else "(unparseable)"
+    return shown_database_url()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import httpx
 
@@ -26,13 +27,14 @@ class ProcessGroup:
     """Child processes, each in its own process group, stopped together with SIGINT."""
 
     tmpdir: Path
+    environment: Mapping[str, str]  # every child's environment (`Settings.child_environment()`)
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     logs: dict[str, tuple[Path, int]] = field(default_factory=dict)  # name -> (log, its size at start)
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
         """Start a child in a new session; its output goes to `log` (appended) when given."""
         self.tmpdir.mkdir(parents=True, exist_ok=True)
-        child_env = {**os.environ, "TMPDIR": str(self.tmpdir), **(env or {})}
+        child_env = {**self.environment, "TMPDIR": str(self.tmpdir), **(env or {})}
         out = open(log, "ab") if log else None  # noqa: SIM115 - owned by the child for its lifetime
         since = out.tell() if out else 0
         proc = subprocess.Popen(args, env=child_env, preexec_fn=_restore_signals, start_new_session=True,
