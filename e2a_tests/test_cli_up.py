@@ -104,7 +104,7 @@ def test_instance_storage_is_created_before_any_dagster_process_starts(tmp_path,
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("E2A_DAGSTER_POSTGRES_URL", raising=False)
     monkeypatch.delenv("E2A_DAGSTER_YAML", raising=False)
-    home = cli.prepared_dagster_home(Settings.from_env({"E2A_DATA_DIR": str(tmp_path)}))
+    home = cli.prepared_dagster_home(Settings.from_env({**os.environ, "E2A_DATA_DIR": str(tmp_path)}))
     for db in (home / "history" / "runs.db", home / "schedules" / "schedules.db", home / "history" / "runs" / "index.db"):
         with sqlite3.connect(db) as conn:
             assert len(conn.execute("SELECT version_num FROM alembic_version").fetchall()) == 1, db

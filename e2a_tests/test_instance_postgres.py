@@ -48,7 +48,7 @@ def test_cli_installs_the_postgres_instance_config(tmp_path, monkeypatch, instan
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("E2A_DAGSTER_POSTGRES_URL", instance_db_url)
     monkeypatch.delenv("E2A_DAGSTER_YAML", raising=False)
-    home = cli.dagster_home(Settings.from_env({"E2A_DATA_DIR": str(tmp_path)}))
+    home = cli.dagster_home(Settings.from_env({**os.environ, "E2A_DATA_DIR": str(tmp_path)}))
     assert (home / "dagster.yaml").read_bytes() == (PROJECT_ROOT / "dagster.postgres.yaml").read_bytes()
     assert os.environ["E2A_DAGSTER_POSTGRES_URL"].startswith("postgresql+psycopg2://")
     instance = dg.DagsterInstance.from_config(str(home))
@@ -60,7 +60,7 @@ def test_cli_installs_the_postgres_instance_config(tmp_path, monkeypatch, instan
         instance.dispose()
     # Without the setting, the embedded (SQLite) config comes back.
     monkeypatch.delenv("E2A_DAGSTER_POSTGRES_URL")
-    cli.dagster_home(Settings.from_env({"E2A_DATA_DIR": str(tmp_path)}))
+    cli.dagster_home(Settings.from_env({**os.environ, "E2A_DATA_DIR": str(tmp_path)}))
     assert (home / "dagster.yaml").read_bytes() == (PROJECT_ROOT / "dagster.yaml").read_bytes()
 
 
@@ -109,7 +109,7 @@ def test_ticks_runs_and_backfills_are_stored_in_postgres(tmp_path, monkeypatch, 
     monkeypatch.setenv("E2A_TEST_WAREHOUSE_URL", warehouse_url)
     monkeypatch.setenv("E2A_DAGSTER_POSTGRES_URL", instance_db_url)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
-    home = cli.dagster_home(Settings.from_env({"E2A_DATA_DIR": str(tmp_path)}))
+    home = cli.dagster_home(Settings.from_env({**os.environ, "E2A_DATA_DIR": str(tmp_path)}))
 
     instance = dg.DagsterInstance.from_config(str(home))
     try:
