@@ -1,4 +1,5 @@
-"""The e2a code location: the one `Definitions` object, with resources bound in one place."""
+"""The e2a code location: the one `Definitions` object, with resources bound in one place.
+"""
 
 import dagster as dg
 
@@ -7,7 +8,7 @@ from e2a_assets.assets import billing, exceptions, ingestion, operations, orders
 from e2a_assets.checks import invoices as invoice_checks
 from e2a_assets.checks import readiness as readiness_checks
 from e2a_assets.resources import ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
-from e2a_assets.schedules import build_billing_schedules, build_schedules
+from e2a_assets.schedules import build_schedules
 from e2a_assets.sensors.alerts import AlertWebhookResource, asset_check_alert_sensor, run_failure_alert_sensor
 from e2a_assets.sensors.new_events import new_events_sensor
 from e2a_assets.settings import Settings
@@ -51,8 +52,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets=assets,
         asset_checks=dg.load_asset_checks_from_modules([*ASSET_MODULES, *CHECK_MODULES]),
         jobs=all_jobs,
-        schedules=[*build_schedules(timezone, {j.name for j in all_jobs}),
-                   *build_billing_schedules(timezone, {j.name for j in all_jobs})],
+        schedules=build_schedules(timezone, {j.name for j in all_jobs}),
         sensors=[new_events_sensor, run_failure_alert_sensor, asset_check_alert_sensor],
         resources=build_resources(settings),
         executor=dg.in_process_executor,

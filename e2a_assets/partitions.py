@@ -4,6 +4,8 @@ import datetime as dt
 
 import dagster as dg
 
+from e2a_assets.domain.cadence import DAILY, MONTHLY
+
 # e2a keeps history from 2025 on; end_offset=1 makes today's (still filling) cohort a partition.
 FIRST_DAY = "2025-01-01"
 
@@ -22,3 +24,6 @@ def partition_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]
     last = (window.end - dt.timedelta(microseconds=1)).date()
     return first, last
 
+
+# The cadence table (domain/cadence.py) names partitionings; these are the definitions behind them.
+PARTITIONS = {DAILY: daily_partitions, MONTHLY: monthly_partitions}

@@ -8,7 +8,7 @@ import pytest
 from e2a_assets.definitions import build_definitions
 from e2a_assets.intake.ingestor import Ingestor
 from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
-from e2a_assets.schedules import in_maintenance_window
+from e2a_assets.domain.cadence import in_maintenance_window
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.engine import make_engine
 from e2a_assets.warehouse.frames import read_days
@@ -106,3 +106,32 @@ def test_maintenance_window_is_in_the_schedule_time_zone_whatever_the_tick_zone(
     assert len(requests) == 1
     assert requests[0].tags["e2a/as_of"] == tick.isoformat()  # the same instant, stated in UTC
     assert requests[0].tags[RANGE_END_TAG] == "2025-08-10"  # partitions stay UTC days
+
+
+def test_a_cadence_row_becomes_a_schedule_and_only_urgent_rows_run_in_the_window(sqlite_url):
+    """The table drives the schedule: name, cron, job, zone; urgency decides the window."""
+    from e2a_assets.domain.cadence import Cadence
+    from e2a_assets.resources import WarehouseResource
+    from e2a_assets.schedules import build_schedules
+
+    rows = [Cadence(job="order_processing_job", job_description="x", groups=("orders",), schedule=f"{kind}_schedule",
+                    cron="30 3 * * *", schedule_description=kind, urgent=kind == "urgent", timezone="Europe/Berlin")
+            for kind in ("urgent", "routine")]
+    schedules = {s.name: s for s in build_schedules("UTC", {"order_processing_job"}, rows)}
+    assert {(n, s.cron_schedule, s.job_name, s.execution_timezone) for n, s in schedules.items()} == {
+        ("urgent_schedule", "30 3 * * *", "order_processing_job", "Europe/Berlin"),
+        ("routine_schedule", "30 3 * * *", "order_processing_job", "Europe/Berlin")}
+    tick = dt.datetime(2025, 8, 10, 1, 30, tzinfo=UTC)  # 03:30 in Berlin
+    results = {}
+    for name, schedule in schedules.items():
+        context = dg.build_schedule_context(scheduled_execution_time=tick,
+                                            resources={"warehouse": WarehouseResource(database_url=sqlite_url)})
+        results[name] = schedule.evaluate_tick(context)
+    assert results["routine_schedule"].run_requests == []
+    assert results["routine_schedule"].skip_message == \
+        "2025-08-10T03:30:00+02:00 is inside the maintenance window 03:00-04:00"
+    [request] = results["urgent_schedule"].run_requests
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2025-08-09", "2025-08-10")
+    assert request.run_key == "urgent_schedule:2025-08-10T03:30:00+02:00"
+    # A row whose job does not exist gets no schedule.
+    assert build_schedules("UTC", {"billing_job"}, rows) == []
