@@ -1,4 +1,8 @@
 """The e2a code location: the one `Definitions` object, with resources bound in one place.
+
+Importing this module reads nothing: Dagster calls `defs` when it loads the code location
+(`dagster dev -m`, `dg check defs`, workspace.yaml), and only then are the environment and the
+tenant registry read. Tests build their own with `build_definitions(settings)`.
 """
 
 import dagster as dg
@@ -59,4 +63,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location as Dagster loads it, from the environment."""
+    return build_definitions()

@@ -3,6 +3,10 @@
 The snapshot below catches accidental renames and regroupings: a deliberate change updates it.
 """
 
+import os
+import subprocess
+import sys
+
 import dagster as dg
 import pytest
 
@@ -42,8 +46,8 @@ def test_the_code_location_loads(defs):
     # The module-level `defs` (what `dagster dev -m e2a_assets.definitions` loads) too.
     from e2a_assets import definitions
 
-    dg.Definitions.validate_loadable(definitions.defs)
-    loaded = definitions.defs
+    loaded = definitions.defs()
+    dg.Definitions.validate_loadable(loaded)
     assert {j.name for j in loaded.resolve_all_job_defs()} - {"__ASSET_JOB"} == {
         "order_processing_job", "exception_management_job", "billing_job", "full_operations_job",
         "operations_summary_job", "monthly_statements_job"}
@@ -103,3 +107,24 @@ def test_names_follow_the_conventions(defs):
     assert all(name.endswith("_schedule") for name in schedules), schedules
     assert all(name.endswith("_sensor") for name in sensors), sensors
     assert SENSORS <= sensors
+
+
+def test_importing_the_code_location_reads_nothing(tmp_path):
+    """No file or database I/O on import: a missing tenant registry, an unreachable warehouse and
+    a data directory that does not exist only matter once Dagster loads the definitions."""
+    data_dir = tmp_path / "not-created"
+    env = {**os.environ, "E2A_TENANTS_FILE": "/nonexistent", "E2A_DATA_DIR": str(data_dir),
+           "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+
+    def python(code: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                              cwd=PROJECT_ROOT)
+
+    imported = python("import e2a_assets.definitions")
+    assert imported.returncode == 0, imported.stderr
+    assert not data_dir.exists()
+
+    loaded = python("from e2a_assets.definitions import defs; defs()")
+    assert loaded.returncode == 1
+    assert loaded.stderr.strip().splitlines()[-1] == \
+        "e2a_assets.domain.policies.PolicyError: /nonexistent: cannot read (No such file or directory)"
