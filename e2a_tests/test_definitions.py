@@ -128,3 +128,35 @@ def test_importing_the_code_location_reads_nothing(tmp_path):
     assert loaded.returncode == 1
     assert loaded.stderr.strip().splitlines()[-1] == \
         "e2a_assets.domain.policies.PolicyError: /nonexistent: cannot read (No such file or directory)"
+
+
+def test_connection_strings_from_the_environment_are_bound_by_name(tmp_path, monkeypatch):
+    """DATABASE_URL and E2A_ALERT_WEBHOOK_URL are bound as EnvVar: the UI shows the variable's
+    name, and a run process without the variable fails on it instead of using a local default."""
+    from e2a_assets.definitions import build_resources
+    from e2a_assets.resources import WarehouseResource
+
+    url = f"sqlite:///{tmp_path}/w.sqlite"
+    settings = Settings.from_env({"DATABASE_URL": url, "E2A_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook",
+                                  "E2A_DATA_DIR": str(tmp_path)})
+    resources = build_resources(settings)
+    assert isinstance(resources["warehouse"].database_url, dg.EnvVar)
+    assert resources["warehouse"].database_url == "DATABASE_URL"
+    assert isinstance(resources["alert_webhook"].webhook_url, dg.EnvVar)
+    assert resources["alert_webhook"].webhook_url == "E2A_ALERT_WEBHOOK_URL"
+    # Settings given directly (tests, the demo) keep their values.
+    direct = build_resources(Settings.from_env({"E2A_DATA_DIR": str(tmp_path)}))
+    assert direct["warehouse"].database_url == f"sqlite:///{tmp_path.resolve()}/warehouse.sqlite"
+    assert not isinstance(direct["warehouse"].database_url, dg.EnvVar)
+    assert direct["alert_webhook"].webhook_url is None
+
+    @dg.asset
+    def warehouse_url(warehouse: WarehouseResource) -> str:
+        return warehouse.database_url
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(dg.DagsterInvalidConfigError, match='environment variable "DATABASE_URL"'):
+        dg.materialize([warehouse_url], resources={"warehouse": resources["warehouse"]})
+    monkeypatch.setenv("DATABASE_URL", url)
+    result = dg.materialize([warehouse_url], resources={"warehouse": resources["warehouse"]})
+    assert result.output_for_node("warehouse_url") == url
