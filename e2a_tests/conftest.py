@@ -95,6 +95,6 @@ def _no_leftover_dagster_state_storage():
     Once that (test) instance is gone, the next `Definitions` resolution in the same process fails
     with "Attempted to resolve undefined DagsterInstance weakref"; clear it between tests."""
     yield
-    from dagster._core.storage.defs_state.base import _current_storage
+    from e2a_assets.compat import forget_defs_state_storage
 
-    _current_storage.set(None)
+    forget_defs_state_storage()

@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from e2a_assets import compat
 from e2a_assets.checks.readiness import CHECKS, evaluate_readiness
 from e2a_assets.definitions import build_definitions
 from e2a_assets.cli.demo import materialize_range
@@ -102,20 +103,9 @@ def test_dead_letter_backlog_blocks_downstream_work(setup, job_name):
 
 
 def _store_sensor_state(instance, defs, status, cursor, last_tick):
-    from dagster._core.scheduler.instigation import (
-        InstigatorState, InstigatorStatus, InstigatorType, SensorInstigatorData)
-    from dagster._core.remote_origin import RemoteInstigatorOrigin, RemoteRepositoryOrigin
-    from dagster._core.remote_origin import InProcessCodeLocationOrigin
-    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-
-    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="e2a_assets.definitions"), location_name="e2a")
-    origin = RemoteInstigatorOrigin(RemoteRepositoryOrigin(location, "__repository__"), "new_events_sensor")
-    state = InstigatorState(origin, InstigatorType.SENSOR, InstigatorStatus[status],
-                            SensorInstigatorData(last_tick_timestamp=last_tick, cursor=cursor))
-    if instance.get_instigator_state(state.instigator_origin_id, state.selector_id):
-        instance.update_instigator_state(state)
-    else:
-        instance.add_instigator_state(state)
+    compat.store_sensor_state(instance, module_name="e2a_assets.definitions", location_name="e2a",
+                              sensor_name="new_events_sensor", status=status, cursor=cursor,
+                              last_tick_timestamp=last_tick)
 
 
 def test_sensor_lag_counts_only_for_a_running_sensor(setup):

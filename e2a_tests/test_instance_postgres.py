@@ -7,7 +7,6 @@ partition and a range backfill are executed on the same instance.
 """
 
 import datetime as dt
-import logging
 import os
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from e2a_assets import compat
 from e2a_assets.cli import instance as cli
 from e2a_assets.cli.demo import materialize_range
 from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
@@ -70,23 +70,9 @@ def _daemon_iterations(instance: dg.DagsterInstance, location_file: Path, day: d
     The scheduler runs on `day` at 10:05 UTC, whatever the wall clock says: an hour ahead of 02:xx
     would be the 03:00 tick, which the maintenance window skips.
     """
-    from dagster._core.remote_origin import InProcessCodeLocationOrigin
-    from dagster._core.test_utils import InProcessTestWorkspaceLoadTarget, create_test_daemon_workspace_context
-    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-    from dagster._daemon.sensor import execute_sensor_iteration
-    from dagster._scheduler.scheduler import launch_scheduled_runs
-
-    origin = InProcessCodeLocationOrigin(
-        LoadableTargetOrigin(python_file=str(location_file), attribute="defs", working_directory=str(location_file.parent)),
-        location_name="e2a",
-    )
-    log = logging.getLogger("e2a.test.daemon")
-    with create_test_daemon_workspace_context(InProcessTestWorkspaceLoadTarget(origin), instance) as workspace:
-        now = dt.datetime.combine(day, dt.time(10, 5), tzinfo=dt.timezone.utc)
-        # The first pass records the schedules' start; the second sees the next hourly tick (11:00).
-        list(launch_scheduled_runs(workspace, log, now, {}))
-        list(launch_scheduled_runs(workspace, log, now + dt.timedelta(minutes=61), {}))
-        list(execute_sensor_iteration(workspace, log, None, None))
+    now = dt.datetime.combine(day, dt.time(10, 5), tzinfo=dt.timezone.utc)
+    # The first pass records the schedules' start; the second sees the next hourly tick (11:00).
+    compat.run_daemon_iterations(instance, location_file, "defs", "e2a", [now, now + dt.timedelta(minutes=61)])
 
 
 def _ticks(instance, name):

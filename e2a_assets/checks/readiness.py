@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import func, select, tuple_
 
+from e2a_assets import compat
 from e2a_assets.domain import readiness as rules
 from e2a_assets.resources import WarehouseResource
 from e2a_assets.warehouse.event_cursor import EventCursor
@@ -46,22 +47,14 @@ class ReadinessConfig(dg.Config):
 
 def new_events_sensor_state(instance: dg.DagsterInstance) -> tuple[str, EventCursor, pd.Timestamp | None]:
     """(never_ran | stopped | running, its cursor, its last tick) from the instance's sensor state."""
-    from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
-
-    if instance.schedule_storage is None:  # an ephemeral instance (tests, execute_in_process)
-        return rules.SENSOR_NEVER_RAN, EventCursor(), None
-    states = [
-        s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-        if s.instigator_name == SENSOR_NAME
-    ]
-    if not states:
+    states = compat.sensor_states(instance, SENSOR_NAME)
+    if not states:  # never ticked, or an ephemeral instance (tests, execute_in_process)
         return rules.SENSOR_NEVER_RAN, EventCursor(), None
     # The sensor is declared RUNNING in code; only an explicit stop in the UI makes it STOPPED.
-    running = [s for s in states if s.status != InstigatorStatus.STOPPED]
+    running = [s for s in states if not s.stopped]
     state = running[0] if running else states[0]
-    data = state.instigator_data
-    cursor = EventCursor.from_json(json.loads(data.cursor) if data is not None and data.cursor else None)
-    last_tick = getattr(data, "last_tick_timestamp", None) if data is not None else None
+    cursor = EventCursor.from_json(json.loads(state.cursor) if state.cursor else None)
+    last_tick = state.last_tick_timestamp
     tick_at = pd.Timestamp(last_tick, unit="s", tz="UTC") if last_tick else None
     if not running:
         return rules.SENSOR_STOPPED, cursor, tick_at

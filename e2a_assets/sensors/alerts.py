@@ -14,6 +14,7 @@ import httpx
 import pandas as pd
 from sqlalchemy import update
 
+from e2a_assets import compat
 from e2a_assets.resources import WarehouseResource
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.frames import insert_new
@@ -141,8 +142,6 @@ def asset_check_alert_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource, alert_webhook: AlertWebhookResource
 ) -> dg.SensorResult:
     """Cursor: per check, the newest finished execution already looked at."""
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
-
     cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
     storage = context.instance.event_log_storage
     now = dt.datetime.now(dt.timezone.utc).timestamp()
@@ -151,10 +150,10 @@ def asset_check_alert_sensor(
         name = check_key.to_user_string()
         seen = cursor.get(name, 0)
         records = [r for r in storage.get_asset_check_execution_history(check_key, limit=CHECK_HISTORY) if r.id > seen]
-        waiting = [r.id for r in records if r.status == Status.PLANNED
+        waiting = [r.id for r in records if compat.check_execution_status(r) == "PLANNED"
                    and now - r.create_timestamp < PLANNED_PATIENCE.total_seconds()]
         for record in sorted(records, key=lambda r: r.id):
-            if record.status != Status.FAILED or record.event is None:
+            if compat.check_execution_status(record) != "FAILED" or record.event is None:
                 continue
             evaluation = record.event.dagster_event.event_specific_data
             description = getattr(evaluation, "description", None) or ""
