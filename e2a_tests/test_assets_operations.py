@@ -44,12 +44,19 @@ def check_results(result):
             and e.asset_check_evaluation_data.check_name in CHECKS}
 
 
+def _failed_run(instance, defs, created_at: dt.datetime) -> None:
+    """A failed run of full_operations_job recorded as created at `created_at` (not the wall clock)."""
+    run = instance.create_run_for_job(defs.resolve_job_def("full_operations_job"), run_id=None)
+    instance.delete_run(run.run_id)
+    instance.run_storage.add_historical_run(run.with_status(dg.DagsterRunStatus.FAILURE), created_at)
+
+
 def test_daily_run_is_ready_and_summarises_the_day(setup):
     engine, defs = setup
     with dg.instance_for_test() as instance:
-        # A failed run that day counts against the platform's health.
-        failed = instance.create_run_for_job(defs.resolve_job_def("full_operations_job"), run_id=None)
-        instance.report_run_failed(failed)
+        # A failed run that day counts against the platform's health; one the next day does not.
+        _failed_run(instance, defs, dt.datetime(2025, 8, 1, 15, 0, tzinfo=dt.timezone.utc))
+        _failed_run(instance, defs, dt.datetime(2025, 8, 2, 0, 30, tzinfo=dt.timezone.utc))
         result = materialize_range(instance, defs, "full_operations_job", DAY.isoformat(), DAY.isoformat(), AS_OF)
         checks = check_results(result)
         # Fresh set-up: events just received, sensor never ran -> ready.
@@ -58,25 +65,19 @@ def test_daily_run_is_ready_and_summarises_the_day(setup):
         assert "never run" in checks["sensor_lag"].description
 
         summary = read_days(engine, schema.operations_summary, "day", DAY, DAY).set_index("tenant")
-        today = dt.datetime.now(dt.timezone.utc).date()
         assert set(summary.index) >= {"ALL", "demo-3pl"}
         row = summary.loc["demo-3pl"]
         assert (row.orders_processed, row.orders_completed) == (2, 0)
         assert row.exceptions_opened >= 1  # PACK_DELAY, PAYMENT_FAILED
-        # The failed run was created today, not on 2025-08-01.
-        assert row.runs_failed == (1 if today == DAY else 0)
+        assert row.runs_failed == 1
+        assert summary.loc["ALL"].runs_failed == 1
+        assert "1 Dagster run(s) failed" in summary.loc["ALL"].recommendations
         meta = {m.asset_key.to_user_string(): m.materialization.metadata
                 for m in result.get_asset_materialization_events()}["operations_summary"]
         assert meta["orders_processed"].value == 2
+        assert meta["runs_failed"].value == 1
         assert meta["status"].value in ("EXCELLENT", "GOOD", "FAIR", "POOR")
         assert "Operations summary 2025-08-01" in meta["report"].value
-
-        # Summarising today counts the failed run.
-        result = materialize_range(instance, defs, "full_operations_job", today.isoformat(), today.isoformat(),
-                                   pd.Timestamp.now(tz="UTC"))
-        overall = read_days(engine, schema.operations_summary, "day", today, today).set_index("tenant").loc["ALL"]
-        assert overall.runs_failed == 1
-        assert "Dagster run(s) failed" in overall.recommendations
 
 
 @pytest.mark.parametrize("job_name", ["full_operations_job", "billing_job", "exception_management_job"])

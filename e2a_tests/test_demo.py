@@ -26,10 +26,15 @@ def test_demo_materialises_every_asset_on_the_instance_and_its_summary_adds_up(t
     settings = Settings.from_env({"E2A_DATA_DIR": str(tmp_path)})
     home = cli.dagster_home(settings)
     lines: list[str] = []
-    run_demo(settings, days=2, orders_per_day=12, seed=11, echo=lines.append)
+    # A fixed evaluation time whose two days straddle a month end: one statements run covers both months.
+    today = dt.date(2025, 9, 2)
+    run_demo(settings, days=2, orders_per_day=12, seed=11, echo=lines.append,
+             as_of=pd.Timestamp("2025-09-02T12:00:00Z"))
 
-    assert lines[0].startswith("Simulating 2 tenants x 2 days x 12 orders/day")
+    assert lines[0] == "Simulating 2 tenants x 2 days x 12 orders/day from 2025-08-31 ..."
     assert "0 dead letters" in lines[1]
+    assert lines[2] == "Materialising every asset for 2025-08-31..2025-09-01 (as of 2025-09-02T12:00:00+00:00) ..."
+    assert lines[4].endswith(": monthly statements for 2025-08, 2025-09")
     # The history is on the project's instance, so `./run.sh ui` shows it afterwards.
     instance = dg.DagsterInstance.from_config(str(home))
     try:
@@ -40,7 +45,6 @@ def test_demo_materialises_every_asset_on_the_instance_and_its_summary_adds_up(t
     finally:
         instance.dispose()
 
-    today = dt.datetime.now(dt.timezone.utc).date()
     summary = tenant_summary(settings, today - dt.timedelta(days=2), today - dt.timedelta(days=1)).set_index("tenant")
     assert list(summary.index) == ["demo-3pl", "northwind-goods"]
     assert (summary["orders"] == 24).all()

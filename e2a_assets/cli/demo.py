@@ -96,13 +96,15 @@ def print_summary(frame: pd.DataFrame, title: str) -> None:
     Console(width=max(140, Console().width)).print(table)
 
 
-def run_demo(settings: Settings, *, days: int, orders_per_day: int, seed: int, echo: Callable[[str], None]) -> None:
+def run_demo(settings: Settings, *, days: int, orders_per_day: int, seed: int, echo: Callable[[str], None],
+             as_of: pd.Timestamp | None = None) -> None:
+    """Simulate the `days` days before `as_of` (default: now), materialise them as of `as_of`, summarise."""
     from e2a_assets.definitions import build_definitions
 
-    today = dt.datetime.now(dt.timezone.utc).date()
+    as_of = (as_of if as_of is not None else pd.Timestamp.now(tz="UTC")).floor("min")
+    today = as_of.date()
     first = today - dt.timedelta(days=days)
     last = today - dt.timedelta(days=1)
-    as_of = pd.Timestamp.now(tz="UTC").floor("min")
     registry = settings.registry()
     tenants = list(registry.policies[:2])
 
