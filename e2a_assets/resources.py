@@ -79,7 +79,7 @@ class ClockResource(dg.ConfigurableResource):
             return parse_as_of(tag)
         if self.as_of:
             return parse_as_of(self.as_of)
-        record = context.instance.get_run_record_by_id(context.run_id)
+        record = context.instance.get_run_record_by_id(context.run.run_id)
         created = pd.Timestamp(record.create_timestamp if record else dt.datetime.now(dt.timezone.utc))
         return created.tz_convert("UTC") if created.tzinfo else created.tz_localize("UTC")
 

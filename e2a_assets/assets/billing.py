@@ -152,7 +152,7 @@ def invoice_adjustments(
     damaged = set(ledger.inconsistent_invoices(engine, issued)["invoice_number"])
     candidates = issued[~issued["invoice_number"].isin(later | damaged)]
     new = compute_adjustments(candidates, recomputed, existing, tenant_registry.get_registry(), as_of)
-    written = ledger.record_adjustments(engine, new, issued[["tenant", "invoice_number", "cohort_day"]], context.run_id)
+    written = ledger.record_adjustments(engine, new, issued[["tenant", "invoice_number", "cohort_day"]], context.run.run_id)
     status = new["status"].value_counts() if len(new) else pd.Series(dtype=int)
     applied = new[new["applied"].astype(bool)] if len(new) else new
     return dg.MaterializeResult(
@@ -191,7 +191,7 @@ def invoices(
     ready = stored[stored["billable"] & (stored["billable_at"] <= as_of)]
     totals, lines = price_orders(ready.drop(columns=[*MONEY_COLUMNS, "as_of"]), registry)
     candidates = totals.merge(ready[["tenant", "order_id", "billable_basis"]], on=["tenant", "order_id"])
-    issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, context.run_id, as_of)
+    issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, context.run.run_id, as_of)
     documents = write_invoice_documents(invoice_documents.invoice_dir, issued, issued_lines, registry)
     book = ledger.read_invoices(engine, first=first, last=last)
     # Documents lost or never written (e.g. a crash after the ledger commit) are rendered again
