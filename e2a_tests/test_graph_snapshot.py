@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from e2a_assets.assets.common import single_run_asset
 from e2a_assets.definitions import build_definitions
 from e2a_assets.settings import PROJECT_ROOT, Settings
 
@@ -111,8 +112,8 @@ def test_a_dropped_dependency_is_a_difference(defs):
     """sla_metrics without its `exceptions` input: the snapshot names exactly that edge."""
     original = _asset(defs, "sla_metrics")
 
-    @dg.asset(name="sla_metrics", group_name="orders", partitions_def=original.partitions_def,
-              backfill_policy=original.backfill_policy, deps=["order_sla"])
+    @single_run_asset(name="sla_metrics", group_name="orders", partitions_def=original.partitions_def,
+                      deps=["order_sla"])
     def sla_metrics_without_exceptions() -> None: ...
 
     changed = graph_snapshot(_replace_asset(defs, sla_metrics_without_exceptions))

@@ -13,7 +13,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, table_metadata, window_metadata
+from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, single_run_asset, table_metadata, window_metadata
 from e2a_assets.documents.invoices import lines_for, missing_documents, write_invoice_documents
 from e2a_assets.domain.billing import MONEY_COLUMNS, build_billable_orders, price_orders
 from e2a_assets.domain.statements import (
@@ -32,7 +32,6 @@ from e2a_assets.warehouse.frames import read_days, read_table, replace_partition
 COMMON = dict(
     group_name="billing",
     partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"sql", "pandas"},
     retry_policy=WAREHOUSE_RETRY,
     owners=["team:finance"],
@@ -59,7 +58,7 @@ def completed_orders_frame(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.Data
     return frame[columns].reset_index(drop=True)
 
 
-@dg.asset(
+@single_run_asset(
     deps=["orders"],
     metadata=table_metadata(schema.completed_orders),
     **{**COMMON, "group_name": "orders", "owners": ["team:ops"]},
@@ -97,7 +96,7 @@ def recompute_billable(engine, first: dt.date, last: dt.date, as_of: pd.Timestam
     return billable, totals, lines
 
 
-@dg.asset(deps=["completed_orders", "exceptions", "webhook_events"], metadata=table_metadata(schema.billable_orders), **COMMON)
+@single_run_asset(deps=["completed_orders", "exceptions", "webhook_events"], metadata=table_metadata(schema.billable_orders), **COMMON)
 def billable_orders(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -129,7 +128,7 @@ def billable_orders(
     )
 
 
-@dg.asset(deps=["billable_orders"], metadata=table_metadata(schema.invoice_adjustments), **COMMON)
+@single_run_asset(deps=["billable_orders"], metadata=table_metadata(schema.invoice_adjustments), **COMMON)
 def invoice_adjustments(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -173,7 +172,7 @@ def invoice_adjustments(
     )
 
 
-@dg.asset(deps=["billable_orders", "invoice_adjustments"], metadata=table_metadata(schema.invoices), **COMMON)
+@single_run_asset(deps=["billable_orders", "invoice_adjustments"], metadata=table_metadata(schema.invoices), **COMMON)
 def invoices(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -215,7 +214,7 @@ def invoices(
     )
 
 
-@dg.asset(deps=["invoices", "invoice_adjustments", "billable_orders"], metadata=table_metadata(schema.billing_report), **COMMON)
+@single_run_asset(deps=["invoices", "invoice_adjustments", "billable_orders"], metadata=table_metadata(schema.billing_report), **COMMON)
 def billing_report(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
 ) -> dg.MaterializeResult:
@@ -255,7 +254,7 @@ def _months(first: dt.date, last: dt.date) -> list[dt.date]:
     return months
 
 
-@dg.asset(
+@single_run_asset(
     deps=[
         dg.AssetDep("invoices", partition_mapping=dg.TimeWindowPartitionMapping()),
         dg.AssetDep("invoice_adjustments", partition_mapping=dg.TimeWindowPartitionMapping()),
@@ -263,7 +262,6 @@ def _months(first: dt.date, last: dt.date) -> list[dt.date]:
     metadata=table_metadata(schema.monthly_statements),
     group_name="billing",
     partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"sql", "pandas"},
     retry_policy=WAREHOUSE_RETRY,
     owners=["team:finance"],

@@ -1,7 +1,8 @@
 """Small helpers shared by the asset modules: metadata previews and numeric metadata."""
 
 import math
-from typing import Any
+import warnings
+from typing import Any, Callable
 
 import dagster as dg
 import pandas as pd
@@ -12,6 +13,18 @@ PREVIEW_ROWS = 10
 # cost a short wait, not a failed run. Steps are safe to repeat: partition writes replace a window
 # in one transaction and the invoice ledger never issues twice.
 WAREHOUSE_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+# Dagster 1.13 marks `backfill_policy` as beta and warns once per asset definition. e2a relies on
+# single-run backfills on purpose (ARCHITECTURE "Backfills"), so that one warning is silenced while
+# an asset is being defined, and nowhere else.
+_BACKFILL_POLICY_IS_BETA = "Parameter `backfill_policy` of function `asset` is currently in beta"
+
+
+def single_run_asset(**kwargs: Any) -> Callable:
+    """`@dg.asset` with a single-run backfill policy: a backfill of any range of days is one run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_BACKFILL_POLICY_IS_BETA, category=dg.BetaWarning)
+        return dg.asset(backfill_policy=dg.BackfillPolicy.single_run(), **kwargs)
 
 
 def preview(frame: pd.DataFrame, columns: list[str] | None = None, rows: int = PREVIEW_ROWS) -> dg.MarkdownMetadataValue:

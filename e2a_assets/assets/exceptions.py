@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, table_metadata, window_metadata
+from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, single_run_asset, table_metadata, window_metadata
 from e2a_assets.domain.exception_patterns import build_insights, build_patterns, insights_markdown
 from e2a_assets.domain.exceptions import automation_success, build_exceptions, plan_actions, prioritize
 from e2a_assets.partitions import daily_partitions, partition_days
@@ -17,7 +17,6 @@ from e2a_assets.warehouse.outbox import sync_actions
 COMMON = dict(
     group_name="exceptions",
     partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"sql", "pandas"},
     retry_policy=WAREHOUSE_RETRY,
     owners=["team:ops"],
@@ -30,7 +29,7 @@ SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 PATTERN_LOOKBACK_DAYS = 13
 
 
-@dg.asset(deps=["webhook_events", "orders", "order_sla"], metadata=table_metadata(schema.exceptions), **COMMON)
+@single_run_asset(deps=["webhook_events", "orders", "order_sla"], metadata=table_metadata(schema.exceptions), **COMMON)
 def exceptions(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -64,7 +63,7 @@ def exceptions(
     )
 
 
-@dg.asset(deps=["exceptions"], metadata=table_metadata(schema.exception_priorities), **COMMON)
+@single_run_asset(deps=["exceptions"], metadata=table_metadata(schema.exception_priorities), **COMMON)
 def exception_priorities(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -91,7 +90,7 @@ def exception_priorities(
     )
 
 
-@dg.asset(deps=["exceptions"], metadata=table_metadata(schema.exception_actions), **COMMON)
+@single_run_asset(deps=["exceptions"], metadata=table_metadata(schema.exception_actions), **COMMON)
 def exception_actions(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -132,7 +131,7 @@ def _pattern_windows(engine, first: dt.date, last: dt.date) -> tuple[pd.DataFram
     return frame, days
 
 
-@dg.asset(
+@single_run_asset(
     deps=[
         dg.AssetDep(
             "exceptions",
@@ -166,7 +165,7 @@ def exception_patterns(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     )
 
 
-@dg.asset(deps=["exception_patterns", "exceptions"], metadata=table_metadata(schema.exception_insights), **COMMON)
+@single_run_asset(deps=["exception_patterns", "exceptions"], metadata=table_metadata(schema.exception_insights), **COMMON)
 def exception_insights(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Findings and recommendations per tenant from the 7-day patterns: most common code, peak
     hour and weekday, emerging codes, prevention opportunities, resolution-rate warnings."""

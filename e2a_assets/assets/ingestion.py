@@ -4,7 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, table_metadata
+from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, single_run_asset, table_metadata
 from e2a_assets.partitions import daily_partitions, partition_days
 from e2a_assets.resources import WarehouseResource
 from e2a_assets.warehouse.frames import replace_partition
@@ -12,10 +12,9 @@ from e2a_assets.intake.landing import cohort_events
 from e2a_assets.warehouse.schema import webhook_events as webhook_events_table
 
 
-@dg.asset(
+@single_run_asset(
     group_name="ingestion",
     partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"sql", "pandas"},
     retry_policy=WAREHOUSE_RETRY,
     owners=["team:data"],

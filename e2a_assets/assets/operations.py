@@ -7,7 +7,7 @@ import pandas as pd
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import or_
 
-from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, table_metadata, window_metadata
+from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, single_run_asset, table_metadata, window_metadata
 from e2a_assets.domain.operations import OVERALL, build_operations_summary, summary_markdown
 from e2a_assets.partitions import daily_partitions, partition_days
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
@@ -62,10 +62,9 @@ def read_invoices(engine, first: dt.date, last: dt.date) -> pd.DataFrame | None:
                       columns=["tenant", "order_id", "invoice_date", "amount_cents"])
 
 
-@dg.asset(
+@single_run_asset(
     group_name="operations",
     partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"sql", "pandas"},
     retry_policy=WAREHOUSE_RETRY,
     owners=["team:ops"],

@@ -4,7 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, table_metadata, window_metadata
+from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, single_run_asset, table_metadata, window_metadata
 from e2a_assets.domain.orders import build_orders
 from e2a_assets.domain.sla import build_order_sla, build_sla_metrics
 from e2a_assets.partitions import daily_partitions, partition_days
@@ -16,7 +16,6 @@ CLOCKS = ("pick", "pack", "ship", "delivery")
 COMMON = dict(
     group_name="orders",
     partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"sql", "pandas"},
     retry_policy=WAREHOUSE_RETRY,
     owners=["team:ops"],
@@ -25,7 +24,7 @@ COMMON = dict(
 )
 
 
-@dg.asset(deps=["webhook_events"], metadata=table_metadata(schema.orders), **COMMON)
+@single_run_asset(deps=["webhook_events"], metadata=table_metadata(schema.orders), **COMMON)
 def orders(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -56,7 +55,7 @@ def orders(
     )
 
 
-@dg.asset(deps=["orders"], metadata=table_metadata(schema.order_sla), **COMMON)
+@single_run_asset(deps=["orders"], metadata=table_metadata(schema.order_sla), **COMMON)
 def order_sla(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -91,7 +90,7 @@ def _mean(frame, column):  # noqa: ANN001
     return float((frame[column] * frame["orders"]).sum() / max(frame["orders"].sum(), 1))
 
 
-@dg.asset(deps=["order_sla", "exceptions"], metadata=table_metadata(schema.sla_metrics), **COMMON)
+@single_run_asset(deps=["order_sla", "exceptions"], metadata=table_metadata(schema.sla_metrics), **COMMON)
 def sla_metrics(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
