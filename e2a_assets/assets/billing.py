@@ -10,12 +10,11 @@ the report when the ledger is wrong. See docs/billing.md.
 import datetime as dt
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
-from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, single_run_asset, table_metadata, window_metadata
+from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, table_metadata, window_metadata
 from e2a_assets.documents.invoices import lines_for, missing_documents, write_invoice_documents
-from e2a_assets.domain.billing import MONEY_COLUMNS, build_billable_orders, price_orders
+from e2a_assets.domain.billing import COMPLETIONS, MONEY_COLUMNS, build_completed_orders, price_orders
 from e2a_assets.domain.statements import (
     APPLIED_FLAGGED,
     AUTO_APPLIED,
@@ -26,39 +25,21 @@ from e2a_assets.domain.statements import (
 )
 from e2a_assets.partitions import daily_partitions, monthly_partitions, partition_days
 from e2a_assets.resources import ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
+from e2a_assets.services.billing import recompute_billable
 from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.frames import read_days, read_table, replace_partition
 
 COMMON = dict(
     group_name="billing",
     partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"sql", "pandas"},
     retry_policy=WAREHOUSE_RETRY,
     owners=["team:finance"],
 )
-ORDER_COLUMNS = ["tenant", "order_id", "order_name", "cohort_day", "status", "created_at", "picked_at", "shipped_at",
-                 "delivered_at", "cancelled_at", "returned_at", "flags"]  # fmt: skip
 
 
-def completed_orders_frame(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Orders that reached a billable state: shipped, delivered, or cancelled after a pick
-    (`picked_at <= cancelled_at`), with the completion time (shipped, else delivered, else
-    cancelled) - the same rule as `build_billable_orders`."""
-    columns = [c.name for c in schema.completed_orders.columns]
-    if orders.empty:
-        return pd.DataFrame(columns=columns)
-    shipped, delivered, cancelled, picked = (pd.to_datetime(orders[c], utc=True) for c in
-                                             ("shipped_at", "delivered_at", "cancelled_at", "picked_at"))  # fmt: skip
-    cancelled_before_pick = cancelled.notna() & ~(picked.notna() & (picked <= cancelled))
-    done = ~cancelled_before_pick & (shipped.notna() | delivered.notna() | cancelled.notna())
-    frame = orders[done.to_numpy()].copy()
-    frame["completed_at"] = shipped.fillna(delivered).fillna(cancelled)[done]
-    frame["completion"] = np.select([shipped[done].notna(), delivered[done].notna()], ["shipped", "delivered"], "cancelled")
-    frame["as_of"] = as_of
-    return frame[columns].reset_index(drop=True)
-
-
-@single_run_asset(
+@dg.asset(
     deps=["orders"],
     metadata=table_metadata(schema.completed_orders),
     **{**COMMON, "group_name": "orders", "owners": ["team:ops"]},
@@ -71,32 +52,20 @@ def completed_orders(
     first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    frame = completed_orders_frame(read_days(engine, schema.orders, "cohort_day", first, last), as_of)
+    frame = build_completed_orders(read_days(engine, schema.orders, "cohort_day", first, last), as_of)
     replace_partition(engine, schema.completed_orders, frame, "cohort_day", first, last)
     kinds = frame["completion"].value_counts()
     return dg.MaterializeResult(
         metadata={
             **window_metadata(first, last, as_of),
             "dagster/row_count": number(len(frame)),
-            **{f"completed_{k}": number(int(kinds.get(k, 0))) for k in ("shipped", "delivered", "cancelled")},
+            **{f"completed_{k}": number(int(kinds.get(k, 0))) for k in COMPLETIONS},
             "preview": preview(frame, ["tenant", "order_id", "status", "completion", "completed_at"]),
         }
     )
 
 
-def recompute_billable(engine, first: dt.date, last: dt.date, as_of: pd.Timestamp, registry, orders_table=None):  # noqa: ANN001
-    """Billable/held orders of cohort days [first, last] priced from the source events as of
-    `as_of` (events known by then, the orders, their exceptions): (billable, totals, lines)."""
-    events = read_days(engine, schema.webhook_events, "cohort_day", first, last)
-    events = events[events["occurred_at"] <= as_of]
-    orders = read_days(engine, orders_table if orders_table is not None else schema.orders, "cohort_day", first, last)
-    exceptions = read_days(engine, schema.exceptions, "cohort_day", first, last)
-    billable = build_billable_orders(events, orders, exceptions, registry, as_of)
-    totals, lines = price_orders(billable, registry)
-    return billable, totals, lines
-
-
-@single_run_asset(deps=["completed_orders", "exceptions", "webhook_events"], metadata=table_metadata(schema.billable_orders), **COMMON)
+@dg.asset(deps=["completed_orders", "exceptions", "webhook_events"], metadata=table_metadata(schema.billable_orders), **COMMON)
 def billable_orders(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -128,7 +97,7 @@ def billable_orders(
     )
 
 
-@single_run_asset(deps=["billable_orders"], metadata=table_metadata(schema.invoice_adjustments), **COMMON)
+@dg.asset(deps=["billable_orders"], metadata=table_metadata(schema.invoice_adjustments), **COMMON)
 def invoice_adjustments(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -151,7 +120,7 @@ def invoice_adjustments(
     damaged = set(ledger.inconsistent_invoices(engine, issued)["invoice_number"])
     candidates = issued[~issued["invoice_number"].isin(later | damaged)]
     new = compute_adjustments(candidates, recomputed, existing, tenant_registry.get_registry(), as_of)
-    written = ledger.record_adjustments(engine, new, issued[["tenant", "invoice_number", "cohort_day"]], context.run.run_id)
+    written = ledger.record_adjustments(engine, new, issued[["tenant", "invoice_number", "cohort_day"]], context.run_id)
     status = new["status"].value_counts() if len(new) else pd.Series(dtype=int)
     applied = new[new["applied"].astype(bool)] if len(new) else new
     return dg.MaterializeResult(
@@ -172,7 +141,7 @@ def invoice_adjustments(
     )
 
 
-@single_run_asset(deps=["billable_orders", "invoice_adjustments"], metadata=table_metadata(schema.invoices), **COMMON)
+@dg.asset(deps=["billable_orders", "invoice_adjustments"], metadata=table_metadata(schema.invoices), **COMMON)
 def invoices(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -190,7 +159,7 @@ def invoices(
     ready = stored[stored["billable"] & (stored["billable_at"] <= as_of)]
     totals, lines = price_orders(ready.drop(columns=[*MONEY_COLUMNS, "as_of"]), registry)
     candidates = totals.merge(ready[["tenant", "order_id", "billable_basis"]], on=["tenant", "order_id"])
-    issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, context.run.run_id, as_of)
+    issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, context.run_id, as_of)
     documents = write_invoice_documents(invoice_documents.invoice_dir, issued, issued_lines, registry)
     book = ledger.read_invoices(engine, first=first, last=last)
     # Documents lost or never written (e.g. a crash after the ledger commit) are rendered again
@@ -214,7 +183,7 @@ def invoices(
     )
 
 
-@single_run_asset(deps=["invoices", "invoice_adjustments", "billable_orders"], metadata=table_metadata(schema.billing_report), **COMMON)
+@dg.asset(deps=["invoices", "invoice_adjustments", "billable_orders"], metadata=table_metadata(schema.billing_report), **COMMON)
 def billing_report(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
 ) -> dg.MaterializeResult:
@@ -254,7 +223,7 @@ def _months(first: dt.date, last: dt.date) -> list[dt.date]:
     return months
 
 
-@single_run_asset(
+@dg.asset(
     deps=[
         dg.AssetDep("invoices", partition_mapping=dg.TimeWindowPartitionMapping()),
         dg.AssetDep("invoice_adjustments", partition_mapping=dg.TimeWindowPartitionMapping()),
@@ -262,6 +231,7 @@ def _months(first: dt.date, last: dt.date) -> list[dt.date]:
     metadata=table_metadata(schema.monthly_statements),
     group_name="billing",
     partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"sql", "pandas"},
     retry_policy=WAREHOUSE_RETRY,
     owners=["team:finance"],

@@ -17,7 +17,6 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from e2a_assets.assets.billing import recompute_billable
 from e2a_assets.domain.invoice_validation import (
     validate_amounts_non_negative,
     validate_due_dates,
@@ -28,6 +27,7 @@ from e2a_assets.domain.invoice_validation import (
 from e2a_assets.domain.statements import PENDING_REVIEW
 from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
+from e2a_assets.services.billing import recompute_billable
 from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.frames import read_table
 

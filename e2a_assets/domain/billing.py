@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from e2a_assets.domain.exceptions import BLOCKING_REASON_CODES, OPEN, holds_billing
 from e2a_assets.domain.policies import (
     FLAGS,
     MULTIPLIER_FLAGS,
@@ -25,7 +26,6 @@ from e2a_assets.domain.policies import (
     TenantRegistry,
 )
 
-BLOCKING_REASON_CODES = ("DAMAGED_PACKAGE", "STOCK_MISMATCH", "SYSTEM_ERROR")
 OPERATIONS = {  # output column -> (line kind, counted event type), in DOMAIN §5 order
     "picks": ("pick", "pick_completed"),
     "packs": ("pack", "pack_completed"),
@@ -45,6 +45,13 @@ LINE_KINDS = (
     "minimum_top_up",
     *(f"multiplier_{m}" for m in MULTIPLIER_FLAGS),
 )
+# How an order reached its billable state, in order of precedence (DOMAIN §5).
+COMPLETIONS = ("shipped", "delivered", "cancelled")
+COMPLETED_COLUMNS = [
+    "tenant", "order_id", "order_name", "cohort_day", "status", "completion", "completed_at", "created_at",
+    "picked_at", "shipped_at", "delivered_at", "cancelled_at", "returned_at", "flags",
+    *(f"flag_{f}" for f in FLAGS), "as_of",
+]  # fmt: skip
 LINE_COLUMNS = ["tenant", "order_id", "line_no", "kind", "description", "quantity", "unit_cents", "amount_cents"]
 BILLABLE_COLUMNS = [
     "tenant", "order_id", "cohort_day", "created_at", "billable_at", "billable_basis", "invoice_date",
@@ -158,7 +165,7 @@ def _open_at(exceptions: pd.DataFrame, as_of: pd.Timestamp | None) -> pd.Series:
     earlier time than the exceptions table (a backfill) sees the holds of its own moment; without
     `as_of` or the timestamps, the stored status decides.
     """
-    status_open = exceptions["status"].astype(str).str.strip().str.upper() == "OPEN"
+    status_open = exceptions["status"].astype(str).str.strip().str.upper() == OPEN
     if as_of is None or "opened_at" not in exceptions.columns:
         return status_open
     opened = _utc(exceptions["opened_at"])
@@ -172,9 +179,47 @@ def _hold_reasons(exceptions: pd.DataFrame | None, as_of: pd.Timestamp | None = 
     if exceptions is None or exceptions.empty:
         return pd.DataFrame(columns=["tenant", "order_id", "hold_reasons"])
     ex = exceptions.assign(reason_code=exceptions["reason_code"].astype(str).str.strip().str.upper())
-    ex = ex[_open_at(exceptions, as_of) & ex["reason_code"].isin(BLOCKING_REASON_CODES)]
+    ex = ex[_open_at(exceptions, as_of) & holds_billing(ex["reason_code"])]
     ex = ex.drop_duplicates(["tenant", "order_id", "reason_code"]).sort_values("reason_code")
     return ex.groupby(["tenant", "order_id"])["reason_code"].agg(",".join).rename("hold_reasons").reset_index()
+
+
+def billable_state(orders: pd.DataFrame) -> pd.DataFrame:
+    """Whether each order reached a billable state (DOMAIN §5), when, and by which milestone.
+
+    Eligible: shipped, or delivered, or cancelled after a pick (`picked_at <= cancelled_at`); an
+    order cancelled before any pick never is, even if shipping scans exist. The completion time is
+    shipped, else delivered, else cancelled. Columns `eligible`, `completed_at` (NaT when not
+    eligible), `completion` (one of `COMPLETIONS`), aligned with `orders`.
+    """
+    shipped, delivered, cancelled, picked = (
+        _utc(_col(orders, c)) for c in ("shipped_at", "delivered_at", "cancelled_at", "picked_at")
+    )
+    cancelled_before_pick = cancelled.notna() & ~(picked.notna() & (picked <= cancelled))
+    eligible = ~cancelled_before_pick & (shipped.notna() | delivered.notna() | cancelled.notna())
+    shipped_, delivered_, cancelled_ = COMPLETIONS
+    return pd.DataFrame(
+        {
+            "eligible": eligible,
+            "completed_at": shipped.fillna(delivered).fillna(cancelled).where(eligible),
+            "completion": np.select([shipped.notna(), delivered.notna()], [shipped_, delivered_], cancelled_),
+        },
+        index=orders.index,
+    )
+
+
+def build_completed_orders(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Orders that reached a billable state with their completion time and kind (`billable_state`),
+    columns `COMPLETED_COLUMNS`: what billing starts from."""
+    if orders is None or orders.empty:
+        return pd.DataFrame(columns=COMPLETED_COLUMNS)
+    state = billable_state(orders)
+    done = state["eligible"].to_numpy()
+    frame = orders[done].copy()
+    frame["completed_at"] = state.loc[done, "completed_at"].set_axis(frame.index)
+    frame["completion"] = state.loc[done, "completion"].set_axis(frame.index)
+    frame["as_of"] = as_of
+    return frame[COMPLETED_COLUMNS].reset_index(drop=True)
 
 
 def build_billable_orders(
@@ -186,37 +231,28 @@ def build_billable_orders(
 ) -> pd.DataFrame:
     """One row per order that is billable or held (DOMAIN §5), columns `BILLABLE_COLUMNS`.
 
-    Eligible: shipped, or delivered, or cancelled after a pick (`picked_at <= cancelled_at`).
-    An order cancelled before any pick is never eligible, even if shipping scans exist.
-    `held` = a STOCK_MISMATCH / DAMAGED_PACKAGE / SYSTEM_ERROR exception OPEN at `as_of` (by its
-    opened/resolved times; by its stored status when `as_of` is not given); `billable = ~held`.
+    Eligible: `billable_state`. `held` = an exception of a `BLOCKING_REASON_CODES` code OPEN at
+    `as_of` (by its opened/resolved times; by its stored status when `as_of` is not given);
+    `billable = ~held`.
     """
     if orders is None or orders.empty:
         return pd.DataFrame(columns=BILLABLE_COLUMNS)
-    o = orders.copy()
-    created = _utc(_col(o, "created_at"))
-    shipped = _utc(_col(o, "shipped_at"))
-    delivered = _utc(_col(o, "delivered_at"))
-    cancelled = _utc(_col(o, "cancelled_at"))
-    picked = _utc(_col(o, "picked_at"))
-    cancelled_before_pick = cancelled.notna() & ~(picked.notna() & (picked <= cancelled))
-    eligible = ~cancelled_before_pick & (shipped.notna() | delivered.notna() | cancelled.notna())
-    o = o[eligible.to_numpy()].copy()
+    state = billable_state(orders)
+    eligible = state["eligible"].to_numpy()
+    o = orders[eligible].copy()
     if o.empty:
         return pd.DataFrame(columns=BILLABLE_COLUMNS)
-    created, shipped, delivered, cancelled = (s[eligible] for s in (created, shipped, delivered, cancelled))
+    created = _utc(_col(o, "created_at"))
 
     # Created time falls back to the order's earliest event (DOMAIN §2) when the orders frame lacks it.
     if created.isna().any() and events is not None and not events.empty:
         first = events.groupby(["tenant", "order_id"])["occurred_at"].min().rename("_first").reset_index()
         fallback = o[["tenant", "order_id"]].merge(first, how="left", on=["tenant", "order_id"])["_first"]
         created = created.fillna(pd.Series(_utc(fallback).to_numpy(), index=created.index))
-    billable_at = shipped.fillna(delivered).fillna(cancelled)
+    billable_at = state.loc[eligible, "completed_at"].set_axis(o.index)
     o["created_at"] = created
     o["billable_at"] = billable_at
-    o["billable_basis"] = np.select(
-        [shipped.notna(), delivered.notna()], ["shipped", "delivered"], default="cancelled"
-    )
+    o["billable_basis"] = state.loc[eligible, "completion"].set_axis(o.index)
     o["invoice_date"] = billable_at.dt.date
     if "cohort_day" not in o.columns:
         o["cohort_day"] = created.dt.date

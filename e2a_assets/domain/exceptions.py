@@ -39,7 +39,9 @@ SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 SEVERITY_WEIGHT = {"CRITICAL": 100, "HIGH": 75, "MEDIUM": 50, "LOW": 25}
 SOURCES = ("sla", "payload", "carrier", "reported")
-BILLING_HOLD_CODES = frozenset({"STOCK_MISMATCH", "DAMAGED_PACKAGE", "SYSTEM_ERROR"})
+OPEN, RESOLVED = "OPEN", "RESOLVED"  # an exception's lifecycle
+# An order with an OPEN exception of one of these codes is held from invoicing (DOMAIN §4).
+BLOCKING_REASON_CODES = ("DAMAGED_PACKAGE", "STOCK_MISMATCH", "SYSTEM_ERROR")
 # SLA clock -> (reason code, resolution when its end milestone happens).
 CLOCK_CODES = {
     "pick": ("PICK_DELAY", "milestone:picked"),
@@ -106,6 +108,11 @@ def _empty(columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
 
 
 _EXC_DTYPES = {"opened_at": TS_DTYPE, "resolved_at": TS_DTYPE, "as_of": TS_DTYPE, "holds_billing": "bool"}
+
+
+def holds_billing(reason_codes: pd.Series) -> pd.Series:
+    """Where an exception of that code, while OPEN, holds its order from invoicing (DOMAIN §4)."""
+    return reason_codes.astype(str).str.strip().str.upper().isin(BLOCKING_REASON_CODES)
 
 
 def normalise_code(codes: pd.Series) -> pd.Series:
@@ -346,9 +353,9 @@ def build_exceptions(
 
     exc["severity"] = exc["_rank"].astype(int).map(dict(enumerate(SEVERITIES)))
     exc["resolved_at"] = _ts(exc["resolved_at"])
-    exc["status"] = np.where(exc["resolved_at"].notna(), "RESOLVED", "OPEN")
+    exc["status"] = np.where(exc["resolved_at"].notna(), RESOLVED, OPEN)
     exc["resolution"] = exc["resolution"].astype(object).where(exc["resolved_at"].notna(), None)
-    exc["holds_billing"] = exc["status"].eq("OPEN") & exc["reason_code"].isin(list(BILLING_HOLD_CODES))
+    exc["holds_billing"] = exc["status"].eq(OPEN) & holds_billing(exc["reason_code"])
     exc = exc.merge(_cohort_days(orders, ev), on=["tenant", "order_id"], how="left")
     exc["as_of"] = pd.Series(as_of, index=exc.index).astype(TS_DTYPE)
     exc = exc.sort_values(["tenant", "opened_at", "order_id", "reason_code"], kind="mergesort").reset_index(drop=True)
@@ -390,9 +397,9 @@ def prioritize(exceptions: pd.DataFrame, as_of: pd.Timestamp, policies: Any = No
     ex = ex[(ex["opened_at"] <= as_of) & (ex["resolved_at"].isna() | (ex["resolved_at"] > as_of))].copy()
     if ex.empty:
         return _empty(PRIORITY_COLUMNS, {**_EXC_DTYPES, "age_hours": "float64", "score": "float64", "rank": "int64"})
-    ex["status"], ex["resolved_at"], ex["resolution"] = "OPEN", pd.NaT, None
+    ex["status"], ex["resolved_at"], ex["resolution"] = OPEN, pd.NaT, None
     ex["resolved_at"] = _ts(ex["resolved_at"])
-    ex["holds_billing"] = ex["reason_code"].isin(list(BILLING_HOLD_CODES))
+    ex["holds_billing"] = holds_billing(ex["reason_code"])
     ex["as_of"] = pd.Series(as_of, index=ex.index).astype(TS_DTYPE)
     threshold = 3.0 if policies is None else ex["tenant"].map(0.75 * sla_policies(policies, ex["tenant"])["response_hours"])
     age = (as_of - ex["opened_at"]) / pd.Timedelta(hours=1)
@@ -427,7 +434,7 @@ def plan_actions(exceptions: pd.DataFrame) -> pd.DataFrame:
     out["action"] = ex["reason_code"].map({k: v[0] for k, v in ACTIONS.items()}).fillna(DEFAULT_ACTION)
     out["automatable"] = ex["reason_code"].isin([k for k, v in ACTIONS.items() if v[1]])
     out["requested_at"] = _ts(ex["opened_at"])
-    resolved = ex["status"].eq("RESOLVED")
+    resolved = ex["status"].eq(RESOLVED)
     out["outcome"] = np.where(resolved, "succeeded", "pending")
     out["completed_at"] = _ts(ex["resolved_at"]).where(resolved)
     out["action_key"] = out["tenant"] + ":" + out["order_id"].astype(str) + ":" + out["reason_code"] + ":" + out["action"]

@@ -36,6 +36,7 @@ CONTRACTS = (
              not_stored=("as_of",)),
     Contract(schema.exception_patterns, tuple(exception_patterns.PATTERN_COLUMNS)),
     Contract(schema.exception_insights, tuple(exception_patterns.INSIGHT_COLUMNS)),
+    Contract(schema.completed_orders, tuple(billing.COMPLETED_COLUMNS)),
     Contract(schema.billable_orders, (*billing.BILLABLE_COLUMNS, *billing.MONEY_COLUMNS), ("as_of",)),
     Contract(schema.invoice_lines, tuple(billing.LINE_COLUMNS), ("invoice_number",)),
     Contract(schema.invoice_adjustments, tuple(statements.ADJUSTMENT_COLUMNS),
