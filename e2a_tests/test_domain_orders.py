@@ -407,3 +407,11 @@ def test_redelivered_event_keeps_the_first_received_copy_whatever_the_row_order(
     pd.testing.assert_frame_equal(forward, backward)
     assert forward.iloc[0]["picked_at"] == ts("2025-08-01 11:00")
     assert forward.iloc[0]["event_count"] == 2
+
+
+def test_cohort_day_rule_prefers_the_payload_created_at_and_falls_back_to_the_first_event():
+    from e2a_assets.domain.orders import cohort_day
+
+    created = pd.Series(["2025-07-31T23:50:00+00:00", None, "2025-08-01 04:00:00-05:00"], dtype=object)
+    first = pd.Series(pd.to_datetime(["2025-08-01 00:05", "2025-08-02 10:00", "2025-07-30 10:00"], utc=True))
+    assert [str(d) for d in cohort_day(created, first)] == ["2025-07-31", "2025-08-02", "2025-08-01"]

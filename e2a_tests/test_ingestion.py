@@ -144,3 +144,38 @@ def test_non_utf8_body_is_malformed():
                        "occurred_at": "2025-08-01T10:00:00Z"}).encode("utf-16")
     with pytest.raises(MalformedEvent, match="not UTF-8"):
         canonicalize("demo-3pl", "carrier", {}, body)
+
+
+def test_cohort_events_take_each_order_with_all_its_events_by_the_domain_cohort_rule(warehouse_url):
+    """The payload's created_at decides (order 1: created 07-31 23:50, webhook after midnight), else
+    the earliest event (order 2: scans only); an order created earlier with events in the range
+    (order 3) stays in its own cohort. Same answer on SQLite and Postgres."""
+    import datetime as dt
+
+    from e2a_assets.intake.landing import cohort_days_of_orders, cohort_events
+
+    engine = make_engine(warehouse_url)
+    Ingestor(engine).ingest_many([
+        shopify_delivery("demo-3pl", "orders/create", shopify_order(1, "2025-07-31T23:50:00Z"), "c1",
+                         triggered_at="2025-08-01T00:05:00Z"),
+        envelope_delivery("demo-3pl", "pick_completed", 1, "2025-08-01T09:00:00Z", "p1"),
+        envelope_delivery("demo-3pl", "pick_completed", 2, "2025-08-01T10:00:00Z", "p2"),
+        envelope_delivery("demo-3pl", "pack_completed", 2, "2025-08-02T08:00:00Z", "k2"),
+        shopify_delivery("demo-3pl", "orders/create", shopify_order(3, "2025-07-30T12:00:00Z"), "c3",
+                         triggered_at="2025-07-30T12:00:01Z"),
+        envelope_delivery("demo-3pl", "delivered", 3, "2025-08-01T15:00:00Z", "d3"),
+    ])
+    aug1 = cohort_events(engine, dt.date(2025, 8, 1), dt.date(2025, 8, 1))
+    assert list(zip(aug1["order_id"], aug1["event_id"], aug1["cohort_day"].astype(str))) == [
+        ("2", "p2", "2025-08-01"), ("2", "k2", "2025-08-01")]
+    jul31 = cohort_events(engine, dt.date(2025, 7, 31), dt.date(2025, 7, 31))
+    assert list(zip(jul31["order_id"], jul31["event_id"], jul31["cohort_day"].astype(str))) == [
+        ("1", "c1", "2025-07-31"), ("1", "p1", "2025-07-31")]
+    week = cohort_events(engine, dt.date(2025, 7, 28), dt.date(2025, 8, 3))
+    assert sorted(set(zip(week["order_id"], week["cohort_day"].astype(str)))) == [
+        ("1", "2025-07-31"), ("2", "2025-08-01"), ("3", "2025-07-30")]
+    assert len(week) == 6
+    with engine.connect() as conn:
+        days = cohort_days_of_orders(conn, [("demo-3pl", "1"), ("demo-3pl", "2"), ("demo-3pl", "3")])
+    assert dict(zip(days["order_id"], days["cohort_day"].astype(str))) == {
+        "1": "2025-07-31", "2": "2025-08-01", "3": "2025-07-30"}

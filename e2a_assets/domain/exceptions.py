@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from e2a_assets.domain.orders import order_cohort_days
 from e2a_assets.domain.policies import SlaPolicy
 
 TS_DTYPE = "datetime64[ns, UTC]"
@@ -364,12 +365,11 @@ def build_exceptions(
 
 def _cohort_days(orders: pd.DataFrame, ev: pd.DataFrame) -> pd.DataFrame:
     """cohort_day from the orders frame; for orders it lacks, the events' own `cohort_day`
-    (webhook_events carries it), else the UTC day of the order's first event."""
+    (webhook_events carries it), else the cohort-day rule over the events."""
     known = pd.DataFrame(columns=["tenant", "order_id", "cohort_day"])
     if not orders.empty and "cohort_day" in orders.columns:
         known = orders[["tenant", "order_id", "cohort_day"]].astype({"order_id": str})
-    first = ev.groupby(["tenant", "order_id"], as_index=False)["occurred_at"].min()
-    first["cohort_day"] = first["occurred_at"].dt.date
+    first = order_cohort_days(ev)
     if "cohort_day" in ev.columns and ev["cohort_day"].notna().any():
         given = ev.dropna(subset=["cohort_day"]).groupby(["tenant", "order_id"])["cohort_day"].first()
         given = pd.to_datetime(given.astype(str)).dt.date

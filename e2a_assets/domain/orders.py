@@ -6,7 +6,7 @@ Rules DOMAIN leaves open are written down in docs/rules/orders-and-sla.md.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -164,18 +164,33 @@ def _sorted_by_time(ev: pd.DataFrame) -> pd.DataFrame:
     return ev.sort_values(by, kind="mergesort")
 
 
+def cohort_day(created_at: Any, first_event_at: Any) -> pd.Series:
+    """The cohort day of orders (DOMAIN §2): the UTC day of the `order_created` payload's
+    `created_at`, else of the order's earliest event. Vectorised over orders: both arguments are
+    aligned per-order series of timestamps (or ISO strings, as SQLite returns them)."""
+    created = pd.to_datetime(pd.Series(created_at), utc=True, format="mixed")
+    first = pd.to_datetime(pd.Series(first_event_at), utc=True, format="mixed")
+    return created.fillna(first).dt.date
+
+
 def _cohort_days(ev: pd.DataFrame) -> pd.DataFrame:
     if "cohort_day" in ev.columns and ev["cohort_day"].notna().all():
         # Events read from a partition carry the cohort the event log gave them (all events, not
         # just those up to as_of): the order stays in the partition it is read from.
         return ev.groupby(KEYS, as_index=False)["cohort_day"].first()
+    return order_cohort_days(ev)
+
+
+def order_cohort_days(ev: pd.DataFrame) -> pd.DataFrame:
+    """`tenant, order_id, cohort_day` by `cohort_day` over normalised events (timestamps parsed,
+    duplicates dropped); any `cohort_day` column they carry is ignored."""
     first_seen = ev.groupby(KEYS)["occurred_at"].min()
-    created = ev.loc[ev["event_type"].eq("order_created")]
-    payload_created = created.groupby(KEYS)["order_created_at"].min()
-    when = payload_created.reindex(first_seen.index).fillna(first_seen)
-    when = pd.to_datetime(when, utc=True)
-    out = when.dt.date.rename("cohort_day").reset_index()
-    return out
+    if "order_created_at" in ev.columns:
+        created = ev.loc[ev["event_type"].eq("order_created")]
+        payload_created = created.groupby(KEYS)["order_created_at"].min().reindex(first_seen.index)
+    else:
+        payload_created = pd.Series(pd.NaT, index=first_seen.index)
+    return cohort_day(payload_created, first_seen).rename("cohort_day").reset_index()
 
 
 def cohort_days(events: pd.DataFrame) -> pd.DataFrame:

@@ -6,12 +6,14 @@ import datetime as dt
 import json
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, and_, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from e2a_assets.domain.events import ACCEPTED, CanonicalEvent
+from e2a_assets.domain.orders import cohort_day
 from e2a_assets.warehouse.frames import normalise
 from e2a_assets.warehouse.schema import dead_letters, event_log, orders, webhook_events
 
@@ -115,9 +117,9 @@ def _day_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]
 def cohort_events(engine: Engine, start: dt.date, end: dt.date) -> pd.DataFrame:
     """All accepted events of the orders whose cohort day lies in [start, end], with `cohort_day`.
 
-    An order's cohort time is its Shopify `created_at`, else its earliest event (DOMAIN §2).
-    Either way one of its events has `order_created_at` or `occurred_at` inside the range, which
-    narrows the candidates through indexes before the exact cohort is computed.
+    The cohort day is decided by the domain's rule (`domain.orders.cohort_day`). SQL only narrows
+    the candidates through indexes: an order whose cohort lies in the range has its payload
+    `created_at` or its earliest event in the range, so every such order is among them.
     """
     lo, hi = _day_bounds(start, end)
     log = event_log
@@ -134,26 +136,40 @@ def cohort_events(engine: Engine, start: dt.date, end: dt.date) -> pd.DataFrame:
         .distinct()
         .subquery("candidates")
     )
-    cohort_ts = func.coalesce(func.min(log.c.order_created_at), func.min(log.c.occurred_at))
+    created_ts, first_ts = func.min(log.c.order_created_at), func.min(log.c.occurred_at)
     cohorts = (
-        select(log.c.tenant, log.c.order_id, cohort_ts.label("cohort_ts"))
+        select(log.c.tenant, log.c.order_id, created_ts.label("created_ts"), first_ts.label("first_ts"))
         .join(candidates, and_(log.c.tenant == candidates.c.tenant, log.c.order_id == candidates.c.order_id))
         .where(accepted)
         .group_by(log.c.tenant, log.c.order_id)
-        .having(and_(cohort_ts >= lo, cohort_ts < hi))
+        .having(or_(and_(created_ts >= lo, created_ts < hi), and_(first_ts >= lo, first_ts < hi)))
         .subquery("cohorts")
     )
     columns = [log.c[c.name] for c in webhook_events.columns if c.name != "cohort_day"]
     stmt = (
-        select(*columns, cohorts.c.cohort_ts)
+        select(*columns, cohorts.c.created_ts, cohorts.c.first_ts)
         .join(cohorts, and_(log.c.tenant == cohorts.c.tenant, log.c.order_id == cohorts.c.order_id))
         .where(accepted)
         .order_by(log.c.tenant, log.c.order_id, log.c.occurred_at, log.c.id)
     )
     with engine.connect() as conn:
         frame = pd.read_sql(stmt, conn)
-    frame["cohort_day"] = pd.to_datetime(frame.pop("cohort_ts"), utc=True, format="mixed").dt.date
-    return normalise(frame, webhook_events)
+    created, first = frame.pop("created_ts"), frame.pop("first_ts")
+    # Rows come grouped by order: the rule runs once per order, its day is repeated per event.
+    starts, counts = _order_runs(frame["tenant"].to_numpy(), frame["order_id"].to_numpy())
+    days = cohort_day(created.iloc[starts], first.iloc[starts]).to_numpy()
+    as_days = days.astype("datetime64[D]")
+    inside = (as_days >= np.datetime64(start)) & (as_days <= np.datetime64(end))
+    frame["cohort_day"] = np.repeat(days, counts)
+    return normalise(frame[np.repeat(inside, counts)].reset_index(drop=True), webhook_events)
+
+
+def _order_runs(tenant: np.ndarray, order_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each order's run of rows starts and how long it is, in rows sorted by order."""
+    if not len(tenant):
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, (tenant[1:] != tenant[:-1]) | (order_id[1:] != order_id[:-1])])
+    return starts, np.diff(np.r_[starts, len(tenant)])
 
 
 def cohort_days_of_orders(conn: Connection, keys: Iterable[tuple[str, str]]) -> pd.DataFrame:
@@ -191,9 +207,7 @@ def cohort_days_of_orders(conn: Connection, keys: Iterable[tuple[str, str]]) -> 
     if not out:
         return pd.DataFrame(columns=columns)
     frame = pd.concat(out, ignore_index=True)
-    created = pd.to_datetime(frame["created_ts"], utc=True, format="mixed")
-    first = pd.to_datetime(frame["first_ts"], utc=True, format="mixed")
-    frame["cohort_day"] = created.fillna(first).dt.date
+    frame["cohort_day"] = cohort_day(frame["created_ts"], frame["first_ts"]).to_numpy()
     frame["stored_day"] = pd.to_datetime(frame["stored_day"]).dt.date.astype(object).where(frame["stored_day"].notna(), None)
     return frame[columns]
 
