@@ -18,6 +18,8 @@ import dagster as dg
 import pandas as pd
 
 from e2a_assets.domain.invoice_validation import (
+    AMOUNT_MISMATCH,
+    UNBILLABLE_ORDER,
     validate_amounts_non_negative,
     validate_due_dates,
     validate_invoice_amounts,
@@ -99,7 +101,7 @@ def invoice_amounts_match_events(
     # A difference exactly covered by adjustments awaiting review is known and visible in the
     # report; it is not a ledger error (it becomes one if a stale adjustment gets approved).
     pending = adjustments[adjustments["status"] == PENDING_REVIEW].groupby("invoice_number")["delta_cents"].sum()
-    awaiting = offenders["invoice_number"].map(pending).eq(offenders["difference_cents"]) & offenders["problem"].eq("amount_mismatch")
+    awaiting = offenders["invoice_number"].map(pending).eq(offenders["difference_cents"]) & offenders["problem"].eq(AMOUNT_MISMATCH)
     offenders = pd.concat([offenders[~awaiting], ledger.inconsistent_invoices(engine, book)], ignore_index=True)
     return _result(
         offenders,
@@ -137,7 +139,7 @@ def one_invoice_per_billable_order(
     # An invoice issued after the run's evaluation time (a backfill with an older as_of) cannot be
     # judged "unbillable" by what was known then; it still counts as the order's invoice.
     later = set(book.loc[book["issued_at"] > as_of, "invoice_number"])
-    offenders = offenders[~(offenders["problem"].eq("unbillable_order") & offenders["invoice_number"].isin(later))]
+    offenders = offenders[~(offenders["problem"].eq(UNBILLABLE_ORDER) & offenders["invoice_number"].isin(later))]
     return _result(offenders, ["invoice_number", "tenant", "order_id", "problem"],
                    {"invoices_checked": dg.MetadataValue.int(len(book)),
                     "billable_orders": dg.MetadataValue.int(int(billable["billable"].sum()) if len(billable) else 0)})  # fmt: skip

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, tuple_
 
 from e2a_assets import compat
 from e2a_assets.domain import readiness as rules
+from e2a_assets.domain.events import DEAD_LETTER_PENDING
 from e2a_assets.resources import WarehouseResource
 from e2a_assets.warehouse.event_cursor import EventCursor
 from e2a_assets.warehouse.schema import dead_letters, event_log
@@ -95,7 +96,7 @@ def evaluate_readiness(
             latency_ms = 1000 * (time.monotonic() - started)
             newest = _utc(conn.execute(select(func.max(event_log.c.received_at))).scalar())
             pending = conn.execute(
-                select(func.count()).select_from(dead_letters).where(dead_letters.c.status == "pending")
+                select(func.count()).select_from(dead_letters).where(dead_letters.c.status == DEAD_LETTER_PENDING)
             ).scalar_one()
             count, oldest = unseen_events(conn, cursor) if state == rules.SENSOR_RUNNING else (0, None)
     except Exception as exc:  # noqa: BLE001 - any failure to reach the warehouse is the verdict

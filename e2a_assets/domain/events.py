@@ -49,6 +49,8 @@ MAX_ID_LENGTH = 128
 
 ACCEPTED = "accepted"
 IGNORED = "ignored"
+# A dead letter waits for a replay until one stores its event (DOMAIN §1.2).
+DEAD_LETTER_PENDING, DEAD_LETTER_REPLAYED = "pending", "replayed"
 
 
 class MalformedEvent(ValueError):

@@ -14,7 +14,12 @@ import pandas as pd
 
 from e2a_assets.domain.exceptions import SEVERITIES, TS_DTYPE
 
-DIMENSIONS = ("reason_code", "severity", "hour", "weekday")
+# Patterns look at a window of days ending at the partition day and compare it with as many days
+# before it (DOMAIN §4): a run for one day reads exceptions opened in the lookback before it.
+PATTERN_WINDOW_DAYS = 7
+PATTERN_LOOKBACK_DAYS = 2 * PATTERN_WINDOW_DAYS - 1
+BY_REASON_CODE = "reason_code"
+DIMENSIONS = (BY_REASON_CODE, "severity", "hour", "weekday")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 EMERGING_MIN_COUNT = 5
 EMERGING_FACTOR = 2
@@ -31,9 +36,10 @@ _PATTERN_DTYPES = {
     "previous_count": "int64", "wow_change": "float64", "emerging": "bool", "top_rank": "Int64",
 }  # fmt: skip
 INSIGHT_COLUMNS = ["tenant", "day", "kind", "subject", "value", "message"]
+RECOMMENDATION = "recommendation"
 INSIGHT_KINDS = (
     "most_common_code", "peak_hour", "peak_weekday", "emerging_code", "prevention_opportunity",
-    "resolution_rate", "recommendation",
+    "resolution_rate", RECOMMENDATION,
 )  # fmt: skip
 # What to change upstream when a code keeps coming back (prevention opportunities).
 PREVENTION_HINTS = {
@@ -67,10 +73,26 @@ def _empty(columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "object")) for c in columns})
 
 
+def _window_start(end: dt.date, days: int) -> pd.Timestamp:
+    return pd.Timestamp(end, tz="UTC") - pd.Timedelta(days=days - 1)
+
+
+def in_pattern_window(opened_at: pd.Series, window_end_day: Any, days: int = PATTERN_WINDOW_DAYS) -> pd.Series:
+    """Exceptions opened in the `days` UTC days ending at `window_end_day` (inclusive)."""
+    opened_day = pd.to_datetime(opened_at, utc=True).astype(TS_DTYPE).dt.floor("D")
+    end = _as_date(window_end_day)
+    return (opened_day >= _window_start(end, days)) & (opened_day <= pd.Timestamp(end, tz="UTC"))
+
+
+def lookback_start(first_day: dt.date) -> dt.date:
+    """The first day whose exceptions the patterns of `first_day` read (the window before it included)."""
+    return first_day - dt.timedelta(days=PATTERN_LOOKBACK_DAYS)
+
+
 # --------------------------------------------------------------------------------- build_patterns
 
 
-def build_patterns(exceptions: pd.DataFrame, window_end_day: Any, days: int = 7) -> pd.DataFrame:
+def build_patterns(exceptions: pd.DataFrame, window_end_day: Any, days: int = PATTERN_WINDOW_DAYS) -> pd.DataFrame:
     """Per tenant, dimension and key: exceptions opened in the `days` UTC days ending at
     `window_end_day` (inclusive) against the `days` before them.
 
@@ -88,11 +110,9 @@ def build_patterns(exceptions: pd.DataFrame, window_end_day: Any, days: int = 7)
     opened = pd.to_datetime(exceptions["opened_at"], utc=True).astype(TS_DTYPE)
     resolved_at = pd.to_datetime(exceptions["resolved_at"], utc=True).astype(TS_DTYPE)
     opened_day = opened.dt.floor("D")
-    end_ts = pd.Timestamp(end, tz="UTC")
-    start_ts = end_ts - pd.Timedelta(days=days - 1)
-    prev_start = start_ts - pd.Timedelta(days=days)
-    current = (opened_day >= start_ts) & (opened_day <= end_ts)
-    previous = (opened_day >= prev_start) & (opened_day < start_ts)
+    start_ts = _window_start(end, days)
+    current = in_pattern_window(opened, end, days)
+    previous = (opened_day >= start_ts - pd.Timedelta(days=days)) & (opened_day < start_ts)
 
     ex = pd.DataFrame(
         {
@@ -126,7 +146,7 @@ def build_patterns(exceptions: pd.DataFrame, window_end_day: Any, days: int = 7)
     for col in ("count", "distinct_orders", "resolved", "previous_count"):
         out[col] = out[col].fillna(0).astype("int64")
     out["wow_change"] = (out["count"] / out["previous_count"].where(out["previous_count"] > 0)).astype(float)
-    is_code = out["dimension"].eq("reason_code")
+    is_code = out["dimension"].eq(BY_REASON_CODE)
     out["emerging"] = (
         is_code & (out["count"] >= EMERGING_MIN_COUNT) & (out["count"] >= EMERGING_FACTOR * out["previous_count"])
     )
@@ -169,7 +189,7 @@ def build_insights(patterns: pd.DataFrame, exceptions: pd.DataFrame | None = Non
     if patterns is None or patterns.empty:
         return _empty(INSIGHT_COLUMNS, {"value": "float64"})
     p = patterns
-    codes = p[p["dimension"].eq("reason_code") & (p["count"] > 0)]
+    codes = p[p["dimension"].eq(BY_REASON_CODE) & (p["count"] > 0)]
     parts = []
 
     top = codes[codes["top_rank"].eq(1).fillna(False)]
@@ -210,8 +230,8 @@ def build_insights(patterns: pd.DataFrame, exceptions: pd.DataFrame | None = Non
             holds = low["tenant"].map(held).fillna(0).astype(int)
         hold_text = np.where(holds > 0, " " + holds.astype(str) + " order(s) are held from billing by open exceptions.", "")
         low_pct = (low["rate"] * 100).round(0).astype(int).astype(str) + "%"
-        parts.append(low.assign(kind="recommendation", subject="resolution_rate", value=low["rate"],
-                                message="Resolution rate " + low_pct + " is below the 80% target: work the open "
+        parts.append(low.assign(kind=RECOMMENDATION, subject="resolution_rate", value=low["rate"],
+                                message="Resolution rate " + low_pct + f" is below the {RESOLUTION_TARGET:.0%} target: work the open "
                                 + low["key"] + " exceptions first (" + low["open"].astype(str) + " open)." + hold_text))  # fmt: skip
 
     parts = [x[INSIGHT_COLUMNS] for x in parts if not x.empty]
@@ -231,7 +251,7 @@ _KIND_TITLES = {
     "emerging_code": "Emerging",
     "prevention_opportunity": "Prevention",
     "resolution_rate": "Resolution",
-    "recommendation": "Recommendation",
+    RECOMMENDATION: "Recommendation",
 }
 
 

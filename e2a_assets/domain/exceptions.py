@@ -38,7 +38,13 @@ REASON_CODES = {
 }
 SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+# Priority of an open exception (DOMAIN §4): severity weight + AGE_POINTS_PER_HOUR x age, at most
+# AGE_POINTS_CAP, + SLA_RISK_POINTS once its age passes SLA_RISK_SHARE of the response SLA.
 SEVERITY_WEIGHT = {"CRITICAL": 100, "HIGH": 75, "MEDIUM": 50, "LOW": 25}
+AGE_POINTS_PER_HOUR, AGE_POINTS_CAP = 2.0, 50.0
+SLA_RISK_POINTS, SLA_RISK_SHARE = 30.0, 0.75
+HIGH_IMPACT_SCORE = 120  # strictly above: high_impact
+PRIORITY_CATEGORIES = ("critical_urgent", "high_impact", "sla_risk", "standard")
 SOURCES = ("sla", "payload", "carrier", "reported")
 OPEN, RESOLVED = "OPEN", "RESOLVED"  # an exception's lifecycle
 # An order with an OPEN exception of one of these codes is held from invoicing (DOMAIN §4).
@@ -75,6 +81,7 @@ ACTIONS = {
     "CUSTOMER_UNAVAILABLE": ("carrier_escalation", False),
 }
 DEFAULT_ACTION = "manual_review"
+PENDING, SUCCEEDED = "pending", "succeeded"  # an action's outcome: succeeded once its exception resolves
 
 EXCEPTION_COLUMNS = [
     "tenant", "order_id", "cohort_day", "reason_code", "severity", "source", "opened_at",
@@ -401,15 +408,17 @@ def prioritize(exceptions: pd.DataFrame, as_of: pd.Timestamp, policies: Any = No
     ex["resolved_at"] = _ts(ex["resolved_at"])
     ex["holds_billing"] = holds_billing(ex["reason_code"])
     ex["as_of"] = pd.Series(as_of, index=ex.index).astype(TS_DTYPE)
-    threshold = 3.0 if policies is None else ex["tenant"].map(0.75 * sla_policies(policies, ex["tenant"])["response_hours"])
+    threshold = ex["tenant"].map(SLA_RISK_SHARE * sla_policies(policies, ex["tenant"])["response_hours"])
     age = (as_of - ex["opened_at"]) / pd.Timedelta(hours=1)
     risk = age > threshold
     ex["age_hours"] = age.astype(float)
-    ex["score"] = ex["severity"].map(SEVERITY_WEIGHT).astype(float) + np.minimum(2.0 * age, 50.0) + np.where(risk, 30.0, 0.0)
+    ex["score"] = (ex["severity"].map(SEVERITY_WEIGHT).astype(float) + np.minimum(AGE_POINTS_PER_HOUR * age, AGE_POINTS_CAP)
+                   + np.where(risk, SLA_RISK_POINTS, 0.0))  # fmt: skip
+    critical_urgent, high_impact, sla_risk, standard = PRIORITY_CATEGORIES
     ex["category"] = np.select(
-        [ex["severity"].eq("CRITICAL"), ex["score"] > 120, risk],
-        ["critical_urgent", "high_impact", "sla_risk"],
-        default="standard",
+        [ex["severity"].eq("CRITICAL"), ex["score"] > HIGH_IMPACT_SCORE, risk],
+        [critical_urgent, high_impact, sla_risk],
+        default=standard,
     )
     ex = ex.assign(_neg=-ex["score"]).sort_values(
         ["_neg", "opened_at", "order_id", "tenant", "reason_code"], kind="mergesort"
@@ -435,11 +444,18 @@ def plan_actions(exceptions: pd.DataFrame) -> pd.DataFrame:
     out["automatable"] = ex["reason_code"].isin([k for k, v in ACTIONS.items() if v[1]])
     out["requested_at"] = _ts(ex["opened_at"])
     resolved = ex["status"].eq(RESOLVED)
-    out["outcome"] = np.where(resolved, "succeeded", "pending")
+    out["outcome"] = np.where(resolved, SUCCEEDED, PENDING)
     out["completed_at"] = _ts(ex["resolved_at"]).where(resolved)
     out["action_key"] = out["tenant"] + ":" + out["order_id"].astype(str) + ":" + out["reason_code"] + ":" + out["action"]
     out["as_of"] = _ts(ex["as_of"]) if "as_of" in ex else pd.NaT
     return out.reset_index(drop=True)[ACTION_COLUMNS].astype(dtypes)
+
+
+def automation_success_rate(success: pd.DataFrame) -> float:
+    """Resolved automatable ÷ automatable over `automation_success` rows (DOMAIN §4); 1.0 when
+    nothing was automatable (no automated action has failed)."""
+    automatable = int(success["automatable"].sum()) if len(success) else 0
+    return int(success["resolved"].sum()) / automatable if automatable else 1.0
 
 
 def automation_success(actions: pd.DataFrame) -> pd.DataFrame:
@@ -448,7 +464,7 @@ def automation_success(actions: pd.DataFrame) -> pd.DataFrame:
     auto = actions[actions["automatable"].astype(bool)] if actions is not None and not actions.empty else None
     if auto is None or auto.empty:
         return _empty(AUTOMATION_COLUMNS, dtypes)
-    auto = auto.assign(_ok=auto["outcome"].eq("succeeded"))
+    auto = auto.assign(_ok=auto["outcome"].eq(SUCCEEDED))
     out = auto.groupby(["tenant", "reason_code", "action"], as_index=False).agg(
         automatable=("_ok", "size"), resolved=("_ok", "sum")
     )

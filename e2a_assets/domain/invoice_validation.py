@@ -18,6 +18,12 @@ from e2a_assets.domain.billing import (
 )
 from e2a_assets.domain.policies import TenantRegistry
 
+# The `problem` of an offending row, one per broken rule.
+NOT_RECOMPUTED, AMOUNT_MISMATCH = "not_recomputed", "amount_mismatch"
+MALFORMED, DUPLICATE, GAP = "malformed", "duplicate", "gap"
+MISSING_INVOICE, SEVERAL_INVOICES, UNBILLABLE_ORDER = "missing_invoice", "several_invoices", "unbillable_order"
+WRONG_DUE_DATE, NEGATIVE_AMOUNT, NEGATIVE_LINE = "wrong_due_date", "negative_amount", "negative_line"
+
 
 def validate_invoice_amounts(
     invoices: pd.DataFrame, adjustments: pd.DataFrame | None, recomputed: pd.DataFrame
@@ -33,7 +39,7 @@ def validate_invoice_amounts(
     inv["applied_cents"] = as_int(inv["applied_cents"])
     inv["difference_cents"] = inv["recomputed_cents"] - inv["issued_cents"] - inv["applied_cents"]
     bad = inv["recomputed_cents"].isna() | (inv["difference_cents"] != 0)
-    inv["problem"] = np.where(inv["recomputed_cents"].isna(), "not_recomputed", "amount_mismatch")
+    inv["problem"] = np.where(inv["recomputed_cents"].isna(), NOT_RECOMPUTED, AMOUNT_MISMATCH)
     return inv.loc[bad, cols].reset_index(drop=True)
 
 
@@ -54,9 +60,9 @@ def validate_invoice_numbers(invoices: pd.DataFrame) -> pd.DataFrame:
     well_formed &= (parts.str[0] == inv["tenant"].str.upper()) & (parts.str[1] == month) & (seq >= 1)
     # The seq must be spelled `{seq:04d}`: "00001" would be a second seq 1 under another string.
     well_formed &= parts.str[-1] == seq.fillna(0).astype(np.int64).astype(str).str.zfill(4)
-    problems = [inv[~well_formed].assign(problem="malformed")]
+    problems = [inv[~well_formed].assign(problem=MALFORMED)]
     dup = number.duplicated(keep=False)
-    problems.append(inv[dup].assign(problem="duplicate"))
+    problems.append(inv[dup].assign(problem=DUPLICATE))
     # Gaps: seqs 1..max that no well-formed number holds (a duplicated number still holds its seq).
     good = inv[well_formed].assign(_month=month[well_formed], _seq=seq[well_formed].astype(np.int64))
     good = good.drop_duplicates(["tenant", "_month", "_seq"])
@@ -67,7 +73,7 @@ def validate_invoice_numbers(invoices: pd.DataFrame) -> pd.DataFrame:
         gaps = expected.merge(good[["tenant", "_month", "_seq"]], how="left", on=["tenant", "_month", "_seq"], indicator=True)
         gaps = gaps[gaps["_merge"] == "left_only"]
         problems.append(pd.DataFrame({
-            "tenant": gaps["tenant"], "order_id": None, "problem": "gap",
+            "tenant": gaps["tenant"], "order_id": None, "problem": GAP,
             "invoice_number": gaps["tenant"].str.upper() + "-" + gaps["_month"] + "-" + gaps["_seq"].astype(str).str.zfill(4),
         }))  # fmt: skip
     out = pd.concat([p[cols] for p in problems if not p.empty], ignore_index=True) if any(not p.empty for p in problems) else None
@@ -85,10 +91,10 @@ def validate_invoice_coverage(invoices: pd.DataFrame, billable: pd.DataFrame) ->
     inv = inv[["tenant", "order_id", "invoice_number"]]
     bil = billable[["tenant", "order_id", "billable"]] if billable is not None else pd.DataFrame(columns=["tenant", "order_id", "billable"])
     missing = bil[bil["billable"].astype(bool)].merge(inv, how="left", on=["tenant", "order_id"])
-    missing = missing[missing["invoice_number"].isna()].assign(problem="missing_invoice")
-    several = inv[inv.duplicated(["tenant", "order_id"], keep=False)].assign(problem="several_invoices")
+    missing = missing[missing["invoice_number"].isna()].assign(problem=MISSING_INVOICE)
+    several = inv[inv.duplicated(["tenant", "order_id"], keep=False)].assign(problem=SEVERAL_INVOICES)
     stray = inv.merge(bil, how="left", on=["tenant", "order_id"], indicator=True)
-    stray = stray[stray["_merge"] == "left_only"].assign(problem="unbillable_order")
+    stray = stray[stray["_merge"] == "left_only"].assign(problem=UNBILLABLE_ORDER)
     parts = [p[cols] for p in (missing, several, stray) if not p.empty]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
 
@@ -102,7 +108,7 @@ def validate_due_dates(invoices: pd.DataFrame, policies: TenantRegistry | pd.Dat
     expected = as_dates(inv["invoice_date"]) + pd.to_timedelta(payment_terms(inv, policies).to_numpy(), unit="D")
     inv["expected_due_date"] = expected.dt.date.to_numpy()
     bad = (as_dates(inv["due_date"]) != expected).to_numpy()
-    return inv.loc[bad].assign(problem="wrong_due_date")[cols].reset_index(drop=True)
+    return inv.loc[bad].assign(problem=WRONG_DUE_DATE)[cols].reset_index(drop=True)
 
 
 def validate_amounts_non_negative(invoices: pd.DataFrame, lines: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -111,10 +117,10 @@ def validate_amounts_non_negative(invoices: pd.DataFrame, lines: pd.DataFrame | 
     parts = []
     if invoices is not None and not invoices.empty:
         bad = invoices[invoices["amount_cents"].isna() | (invoices["amount_cents"] < 0)]
-        parts.append(bad.assign(problem="negative_amount").reindex(columns=cols))
+        parts.append(bad.assign(problem=NEGATIVE_AMOUNT).reindex(columns=cols))
     if lines is not None and not lines.empty:
         bad = lines[(lines["amount_cents"] < 0) & ~lines["kind"].str.startswith("multiplier_")]
-        parts.append(bad.assign(problem="negative_line", invoice_number=None).reindex(columns=cols))
+        parts.append(bad.assign(problem=NEGATIVE_LINE, invoice_number=None).reindex(columns=cols))
     parts = [p for p in parts if not p.empty]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
 

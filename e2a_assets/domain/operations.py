@@ -34,6 +34,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from e2a_assets.domain.exceptions import SUCCEEDED
+
 OVERALL = "ALL"
 TS_DTYPE = "datetime64[ns, UTC]"
 FULFILMENT_CLOCKS = ("pick", "pack", "ship")
@@ -131,7 +133,7 @@ def _automation(actions: pd.DataFrame | None) -> pd.DataFrame:
     auto = actions[actions["automatable"].astype(bool)]
     if auto.empty:
         return pd.DataFrame(columns=cols)
-    auto = auto.assign(day=_utc_day(auto["requested_at"]), _ok=auto["outcome"].eq("succeeded").astype("int64"))
+    auto = auto.assign(day=_utc_day(auto["requested_at"]), _ok=auto["outcome"].eq(SUCCEEDED).astype("int64"))
     return auto.groupby(["tenant", "day"], as_index=False).agg(
         automation_attempts=("_ok", "size"), automation_succeeded=("_ok", "sum")
     )

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, and_, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from e2a_assets.domain.events import ACCEPTED, CanonicalEvent
+from e2a_assets.domain.events import ACCEPTED, DEAD_LETTER_PENDING, DEAD_LETTER_REPLAYED, CanonicalEvent
 from e2a_assets.domain.orders import cohort_day
 from e2a_assets.warehouse.frames import normalise
 from e2a_assets.warehouse.schema import dead_letters, event_log, orders, webhook_events
@@ -79,7 +79,7 @@ def add_dead_letter(
             body=body,
             reason=reason[:2000],
             received_at=received_at,
-            status="pending",
+            status=DEAD_LETTER_PENDING,
             replay_attempts=0,
         )
     )
@@ -87,7 +87,7 @@ def add_dead_letter(
 
 
 def pending_dead_letters(conn: Connection, tenant: str | None = None, limit: int | None = None) -> list[Any]:
-    stmt = select(dead_letters).where(dead_letters.c.status == "pending").order_by(dead_letters.c.id)
+    stmt = select(dead_letters).where(dead_letters.c.status == DEAD_LETTER_PENDING).order_by(dead_letters.c.id)
     if tenant:
         stmt = stmt.where(dead_letters.c.tenant == tenant)
     if limit:
@@ -100,7 +100,7 @@ def mark_dead_letter(conn: Connection, letter_id: int, *, replayed: bool, error:
         update(dead_letters)
         .where(dead_letters.c.id == letter_id)
         .values(
-            status="replayed" if replayed else "pending",
+            status=DEAD_LETTER_REPLAYED if replayed else DEAD_LETTER_PENDING,
             replay_attempts=dead_letters.c.replay_attempts + 1,
             last_replayed_at=at,
             last_error=error,

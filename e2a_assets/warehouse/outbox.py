@@ -7,6 +7,7 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import Engine, and_, bindparam, update
 
+from e2a_assets.domain.exceptions import PENDING, SUCCEEDED
 from e2a_assets.warehouse.frames import insert_new, read_table
 from e2a_assets.warehouse.schema import exception_actions
 
@@ -27,18 +28,18 @@ def sync_actions(engine: Engine, planned: pd.DataFrame, first: dt.date, last: dt
             columns=["action_key", "outcome"],
         )
         known = set(existing["action_key"])
-        new = planned[(planned["outcome"] == "pending") & ~planned["action_key"].isin(known)].copy()
+        new = planned[(planned["outcome"] == PENDING) & ~planned["action_key"].isin(known)].copy()
         new["recorded_at"] = stamp
         new["updated_at"] = stamp
         requested = insert_new(conn, exception_actions, new, ["action_key"])
 
-        pending = set(existing.loc[existing["outcome"] == "pending", "action_key"])
-        done = planned[(planned["outcome"] == "succeeded") & planned["action_key"].isin(pending)]
+        pending = set(existing.loc[existing["outcome"] == PENDING, "action_key"])
+        done = planned[(planned["outcome"] == SUCCEEDED) & planned["action_key"].isin(pending)]
         if len(done):
             conn.execute(
                 update(exception_actions)
-                .where(and_(exception_actions.c.action_key == bindparam("key"), exception_actions.c.outcome == "pending"))
-                .values(outcome="succeeded", completed_at=bindparam("done_at"), updated_at=stamp),
+                .where(and_(exception_actions.c.action_key == bindparam("key"), exception_actions.c.outcome == PENDING))
+                .values(outcome=SUCCEEDED, completed_at=bindparam("done_at"), updated_at=stamp),
                 [
                     {"key": k, "done_at": t.to_pydatetime()}
                     for k, t in zip(done["action_key"], pd.to_datetime(done["completed_at"], utc=True))
