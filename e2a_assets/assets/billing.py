@@ -12,7 +12,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, table_metadata, window_metadata
+from e2a_assets.assets.common import FINANCE, OPS, number, preview, warehouse_assets, window_metadata
 from e2a_assets.documents.invoices import lines_for, missing_documents, write_invoice_documents
 from e2a_assets.domain.billing import COMPLETIONS, MONEY_COLUMNS, build_completed_orders, price_orders
 from e2a_assets.domain.statements import (
@@ -23,27 +23,18 @@ from e2a_assets.domain.statements import (
     build_monthly_statements,
     compute_adjustments,
 )
-from e2a_assets.partitions import daily_partitions, monthly_partitions, partition_days
+from e2a_assets.partitions import monthly_partitions, partition_days
 from e2a_assets.resources import ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.services.billing import recompute_billable
 from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.frames import read_days, read_table, replace_partition
 
-COMMON = dict(
-    group_name="billing",
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"sql", "pandas"},
-    retry_policy=WAREHOUSE_RETRY,
-    owners=["team:finance"],
-)
+billing_asset = warehouse_assets("billing", FINANCE)
+# completed_orders is where billing starts, but it belongs to the operations team's orders group.
+order_completion_asset = warehouse_assets("orders", OPS)
 
 
-@dg.asset(
-    deps=["orders"],
-    metadata=table_metadata(schema.completed_orders),
-    **{**COMMON, "group_name": "orders", "owners": ["team:ops"]},
-)
+@order_completion_asset(schema.completed_orders, deps=["orders"])
 def completed_orders(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
 ) -> dg.MaterializeResult:
@@ -65,7 +56,7 @@ def completed_orders(
     )
 
 
-@dg.asset(deps=["completed_orders", "exceptions", "webhook_events"], metadata=table_metadata(schema.billable_orders), **COMMON)
+@billing_asset(schema.billable_orders, deps=["completed_orders", "exceptions", "webhook_events"])
 def billable_orders(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -97,7 +88,7 @@ def billable_orders(
     )
 
 
-@dg.asset(deps=["billable_orders"], metadata=table_metadata(schema.invoice_adjustments), **COMMON)
+@billing_asset(schema.invoice_adjustments, deps=["billable_orders"])
 def invoice_adjustments(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -120,7 +111,7 @@ def invoice_adjustments(
     damaged = set(ledger.inconsistent_invoices(engine, issued)["invoice_number"])
     candidates = issued[~issued["invoice_number"].isin(later | damaged)]
     new = compute_adjustments(candidates, recomputed, existing, tenant_registry.get_registry(), as_of)
-    written = ledger.record_adjustments(engine, new, issued[["tenant", "invoice_number", "cohort_day"]], context.run_id)
+    written = ledger.record_adjustments(engine, new, issued[["tenant", "invoice_number", "cohort_day"]], context.run.run_id)
     status = new["status"].value_counts() if len(new) else pd.Series(dtype=int)
     applied = new[new["applied"].astype(bool)] if len(new) else new
     return dg.MaterializeResult(
@@ -141,7 +132,7 @@ def invoice_adjustments(
     )
 
 
-@dg.asset(deps=["billable_orders", "invoice_adjustments"], metadata=table_metadata(schema.invoices), **COMMON)
+@billing_asset(schema.invoices, deps=["billable_orders", "invoice_adjustments"])
 def invoices(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -159,7 +150,7 @@ def invoices(
     ready = stored[stored["billable"] & (stored["billable_at"] <= as_of)]
     totals, lines = price_orders(ready.drop(columns=[*MONEY_COLUMNS, "as_of"]), registry)
     candidates = totals.merge(ready[["tenant", "order_id", "billable_basis"]], on=["tenant", "order_id"])
-    issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, context.run_id, as_of)
+    issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, context.run.run_id, as_of)
     documents = write_invoice_documents(invoice_documents.invoice_dir, issued, issued_lines, registry)
     book = ledger.read_invoices(engine, first=first, last=last)
     # Documents lost or never written (e.g. a crash after the ledger commit) are rendered again
@@ -183,7 +174,7 @@ def invoices(
     )
 
 
-@dg.asset(deps=["invoices", "invoice_adjustments", "billable_orders"], metadata=table_metadata(schema.billing_report), **COMMON)
+@billing_asset(schema.billing_report, deps=["invoices", "invoice_adjustments", "billable_orders"])
 def billing_report(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
 ) -> dg.MaterializeResult:
@@ -223,18 +214,13 @@ def _months(first: dt.date, last: dt.date) -> list[dt.date]:
     return months
 
 
-@dg.asset(
+@billing_asset(
+    schema.monthly_statements,
     deps=[
         dg.AssetDep("invoices", partition_mapping=dg.TimeWindowPartitionMapping()),
         dg.AssetDep("invoice_adjustments", partition_mapping=dg.TimeWindowPartitionMapping()),
     ],
-    metadata=table_metadata(schema.monthly_statements),
-    group_name="billing",
     partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"sql", "pandas"},
-    retry_policy=WAREHOUSE_RETRY,
-    owners=["team:finance"],
 )
 def monthly_statements(
     context: dg.AssetExecutionContext,

@@ -1,5 +1,7 @@
-"""Small helpers shared by the asset modules: metadata previews and numeric metadata."""
+"""What the asset modules share: the one asset decorator factory, metadata previews and numeric
+metadata."""
 
+import datetime as dt
 import math
 import warnings
 from typing import Any, Callable
@@ -7,12 +9,23 @@ from typing import Any, Callable
 import dagster as dg
 import pandas as pd
 
+from e2a_assets.partitions import daily_partitions
+
 PREVIEW_ROWS = 10
+KINDS = {"sql", "pandas"}
+OPS, FINANCE, DATA = "team:ops", "team:finance", "team:data"
 
 # Every asset reads and writes the warehouse; a restarted Postgres or a dropped connection should
 # cost a short wait, not a failed run. Steps are safe to repeat: partition writes replace a window
 # in one transaction and the invoice ledger never issues twice.
 WAREHOUSE_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+# How fresh the assets of each cadence should be (docs/operations.md): refreshed hourly (order
+# processing, new events) two missed hours fail; every 4 hours (exception management) a missed run
+# warns, two fail; daily (the summary) a day and two hours fail.
+HOURLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=2), warn_window=dt.timedelta(minutes=75))
+FOUR_HOURLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=9), warn_window=dt.timedelta(hours=5))
+DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=26), warn_window=dt.timedelta(hours=25))
 
 # Dagster 1.13 marks `backfill_policy` as beta and warns once per asset definition. e2a relies on
 # single-run backfills on purpose (ARCHITECTURE "Backfills"), so that one warning is silenced while
@@ -20,11 +33,31 @@ WAREHOUSE_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXP
 _BACKFILL_POLICY_IS_BETA = "Parameter `backfill_policy` of function `asset` is currently in beta"
 
 
-def single_run_asset(**kwargs: Any) -> Callable:
-    """`@dg.asset` with a single-run backfill policy: a backfill of any range of days is one run."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_BACKFILL_POLICY_IS_BETA, category=dg.BetaWarning)
-        return dg.asset(backfill_policy=dg.BackfillPolicy.single_run(), **kwargs)
+def warehouse_assets(group: str, owner: str, freshness: dg.FreshnessPolicy | None = None) -> Callable[..., Any]:
+    """The asset decorator of one group: every asset it makes is a daily-partitioned,
+    single-run-backfilled warehouse table (kinds sql + pandas, WAREHOUSE_RETRY) of `group`,
+    owned by `owner`, with the group's freshness policy and its table's column schema.
+
+    Use: `orders_asset = warehouse_assets("orders", OPS, HOURLY_FRESHNESS)`, then
+    `@orders_asset(schema.orders, deps=[...])`; any `dg.asset` argument given there wins.
+    """
+
+    def asset(table, **overrides: Any) -> Callable[..., dg.AssetsDefinition]:  # noqa: ANN001
+        shared = dict(
+            group_name=group,
+            owners=[owner],
+            partitions_def=daily_partitions,
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            kinds=KINDS,
+            retry_policy=WAREHOUSE_RETRY,
+            freshness_policy=freshness,
+            metadata=table_metadata(table),
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_BACKFILL_POLICY_IS_BETA, category=dg.BetaWarning)
+            return dg.asset(**{**shared, **overrides})
+
+    return asset
 
 
 def preview(frame: pd.DataFrame, columns: list[str] | None = None, rows: int = PREVIEW_ROWS) -> dg.MarkdownMetadataValue:

@@ -5,31 +5,39 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, single_run_asset, table_metadata, window_metadata
-from e2a_assets.domain.exception_patterns import build_insights, build_patterns, insights_markdown
-from e2a_assets.domain.exceptions import automation_success, build_exceptions, plan_actions, prioritize
-from e2a_assets.partitions import daily_partitions, partition_days
+from e2a_assets.assets.common import FOUR_HOURLY_FRESHNESS, OPS, number, preview, warehouse_assets, window_metadata
+from e2a_assets.domain.exception_patterns import (
+    BY_REASON_CODE,
+    PATTERN_LOOKBACK_DAYS,
+    RECOMMENDATION,
+    build_insights,
+    build_patterns,
+    in_pattern_window,
+    insights_markdown,
+    lookback_start,
+)
+from e2a_assets.domain.exceptions import (
+    OPEN,
+    PENDING,
+    PRIORITY_CATEGORIES,
+    SEVERITIES,
+    automation_success,
+    automation_success_rate,
+    build_exceptions,
+    plan_actions,
+    prioritize,
+)
+from e2a_assets.partitions import partition_days
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.frames import read_days, read_table, replace_partition
 from e2a_assets.warehouse.outbox import sync_actions
 
-COMMON = dict(
-    group_name="exceptions",
-    partitions_def=daily_partitions,
-    kinds={"sql", "pandas"},
-    retry_policy=WAREHOUSE_RETRY,
-    owners=["team:ops"],
-    # Exception management runs every 4 hours; a missed run warns, two fail.
-    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=9), warn_window=dt.timedelta(hours=5)),
-)
-CATEGORIES = ("critical_urgent", "high_impact", "sla_risk", "standard")
-SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
-# Patterns look at 7 days and compare with the 7 before them.
-PATTERN_LOOKBACK_DAYS = 13
+# Exception management runs every 4 hours.
+exceptions_asset = warehouse_assets("exceptions", OPS, FOUR_HOURLY_FRESHNESS)
 
 
-@single_run_asset(deps=["webhook_events", "orders", "order_sla"], metadata=table_metadata(schema.exceptions), **COMMON)
+@exceptions_asset(schema.exceptions, deps=["webhook_events", "orders", "order_sla"])
 def exceptions(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -46,7 +54,7 @@ def exceptions(
     sla_frame = read_days(engine, schema.order_sla, "cohort_day", first, last)
     frame = build_exceptions(events, orders_frame, sla_frame, as_of, tenant_registry.policy_frame())
     replace_partition(engine, schema.exceptions, frame, "cohort_day", first, last)
-    is_open = frame["status"] == "OPEN"
+    is_open = frame["status"] == OPEN
     by_code = frame.groupby("reason_code").size()
     return dg.MaterializeResult(
         metadata={
@@ -56,14 +64,14 @@ def exceptions(
             "open": number(int(is_open.sum())),
             "resolved": number(int((~is_open).sum())),
             "holding_billing": number(int(frame["holds_billing"].sum())),
-            **{f"open_{s.lower()}": number(int((is_open & (frame["severity"] == s)).sum())) for s in SEVERITIES},
+            **{f"open_{s.lower()}": number(int((is_open & (frame["severity"] == s)).sum())) for s in reversed(SEVERITIES)},
             "by_reason_code": dg.MetadataValue.json({k: int(v) for k, v in by_code.items()}),
             "preview": preview(frame[is_open], ["tenant", "order_id", "reason_code", "severity", "opened_at"]),
         }
     )
 
 
-@single_run_asset(deps=["exceptions"], metadata=table_metadata(schema.exception_priorities), **COMMON)
+@exceptions_asset(schema.exception_priorities, deps=["exceptions"])
 def exception_priorities(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -83,14 +91,14 @@ def exception_priorities(
         metadata={
             **window_metadata(first, last, as_of),
             "dagster/row_count": number(len(frame)),
-            **{c: number(int(counts.get(c, 0))) for c in CATEGORIES},
+            **{c: number(int(counts.get(c, 0))) for c in PRIORITY_CATEGORIES},
             "max_score": number(float(frame["score"].max()) if len(frame) else 0.0),
             "preview": preview(frame, ["rank", "tenant", "order_id", "reason_code", "severity", "age_hours", "score", "category"]),
         }
     )
 
 
-@single_run_asset(deps=["exceptions"], metadata=table_metadata(schema.exception_actions), **COMMON)
+@exceptions_asset(schema.exception_actions, deps=["exceptions"])
 def exception_actions(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -106,16 +114,14 @@ def exception_actions(
     changes = sync_actions(engine, planned, first, last, as_of)
     outbox = read_days(engine, schema.exception_actions, "cohort_day", first, last)
     success = automation_success(outbox)
-    automatable = int(success["automatable"].sum()) if len(success) else 0
-    resolved = int(success["resolved"].sum()) if len(success) else 0
     return dg.MaterializeResult(
         metadata={
             **window_metadata(first, last, as_of),
             "dagster/row_count": number(len(outbox)),
             "requested_now": number(changes["requested"]),
             "succeeded_now": number(changes["succeeded"]),
-            "pending": number(int((outbox["outcome"] == "pending").sum())),
-            "automation_success_rate": number(resolved / automatable if automatable else 1.0),
+            "pending": number(int((outbox["outcome"] == PENDING).sum())),
+            "automation_success_rate": number(automation_success_rate(success)),
             "automation_by_code": preview(success, rows=50),
         }
     )
@@ -123,7 +129,7 @@ def exception_actions(
 
 def _pattern_windows(engine, first: dt.date, last: dt.date) -> tuple[pd.DataFrame, list[dt.date]]:  # noqa: ANN001
     """Exceptions opened in the lookback of every day of the range (by opened_at, any cohort)."""
-    lo = dt.datetime.combine(first - dt.timedelta(days=PATTERN_LOOKBACK_DAYS), dt.time(), tzinfo=dt.timezone.utc)
+    lo = dt.datetime.combine(lookback_start(first), dt.time(), tzinfo=dt.timezone.utc)
     hi = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
     opened = schema.exceptions.c.opened_at
     frame = read_table(engine, schema.exceptions, [opened >= lo, opened < hi])
@@ -131,15 +137,14 @@ def _pattern_windows(engine, first: dt.date, last: dt.date) -> tuple[pd.DataFram
     return frame, days
 
 
-@single_run_asset(
+@exceptions_asset(
+    schema.exception_patterns,
     deps=[
         dg.AssetDep(
             "exceptions",
             partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-PATTERN_LOOKBACK_DAYS, end_offset=0),
         )
     ],
-    metadata=table_metadata(schema.exception_patterns),
-    **COMMON,
 )
 def exception_patterns(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Rolling 7-day exception patterns ending at the day: per reason code, severity, hour and
@@ -150,7 +155,7 @@ def exception_patterns(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     parts = [build_patterns(window, day) for day in days]
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     replace_partition(engine, schema.exception_patterns, frame, "day", first, last)
-    codes = frame[frame["dimension"] == "reason_code"] if len(frame) else frame
+    codes = frame[frame["dimension"] == BY_REASON_CODE] if len(frame) else frame
     latest = codes[codes["day"] == last] if len(codes) else codes
     return dg.MaterializeResult(
         metadata={
@@ -165,7 +170,7 @@ def exception_patterns(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     )
 
 
-@single_run_asset(deps=["exception_patterns", "exceptions"], metadata=table_metadata(schema.exception_insights), **COMMON)
+@exceptions_asset(schema.exception_insights, deps=["exception_patterns", "exceptions"])
 def exception_insights(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Findings and recommendations per tenant from the 7-day patterns: most common code, peak
     hour and weekday, emerging codes, prevention opportunities, resolution-rate warnings."""
@@ -175,9 +180,7 @@ def exception_insights(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     window, days = _pattern_windows(engine, first, last)
     parts = []
     for day in days:
-        lo = pd.Timestamp(day - dt.timedelta(days=6), tz="UTC")
-        hi = pd.Timestamp(day + dt.timedelta(days=1), tz="UTC")
-        in_window = window[(window["opened_at"] >= lo) & (window["opened_at"] < hi)]
+        in_window = window[in_pattern_window(window["opened_at"], day).to_numpy()]
         parts.append(build_insights(patterns[patterns["day"] == day], in_window))
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     replace_partition(engine, schema.exception_insights, frame, "day", first, last)
@@ -187,7 +190,7 @@ def exception_insights(context: dg.AssetExecutionContext, warehouse: WarehouseRe
             "first_day": dg.MetadataValue.text(first.isoformat()),
             "last_day": dg.MetadataValue.text(last.isoformat()),
             "dagster/row_count": number(len(frame)),
-            "recommendations": number(int((latest["kind"] == "recommendation").sum()) if len(latest) else 0),
+            "recommendations": number(int((latest["kind"] == RECOMMENDATION).sum()) if len(latest) else 0),
             "report": dg.MetadataValue.md(insights_markdown(latest) if len(latest) else "_no exceptions in the window_"),
         }
     )

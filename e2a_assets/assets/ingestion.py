@@ -1,27 +1,20 @@
 """Ingestion group: the canonical, deduplicated events of each cohort day."""
 
-import datetime as dt
-
 import dagster as dg
 
-from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, single_run_asset, table_metadata
-from e2a_assets.partitions import daily_partitions, partition_days
+from e2a_assets.assets.common import DATA, HOURLY_FRESHNESS, number, preview, warehouse_assets
+from e2a_assets.domain.events import SOURCES
+from e2a_assets.intake.landing import cohort_events
+from e2a_assets.partitions import partition_days
 from e2a_assets.resources import WarehouseResource
 from e2a_assets.warehouse.frames import replace_partition
-from e2a_assets.intake.landing import cohort_events
 from e2a_assets.warehouse.schema import webhook_events as webhook_events_table
 
+# Refreshed by the hourly order processing and by new_events_sensor.
+ingestion_asset = warehouse_assets("ingestion", DATA, HOURLY_FRESHNESS)
 
-@single_run_asset(
-    group_name="ingestion",
-    partitions_def=daily_partitions,
-    kinds={"sql", "pandas"},
-    retry_policy=WAREHOUSE_RETRY,
-    owners=["team:data"],
-    metadata=table_metadata(webhook_events_table),
-    # Refreshed by the hourly order processing and by new_events_sensor.
-    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=2), warn_window=dt.timedelta(minutes=75)),
-)
+
+@ingestion_asset(webhook_events_table)
 def webhook_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Canonical, deduplicated events of the orders created on the partition's day (cohort day),
     taken from the append-only event log that the webhook receiver fills."""
@@ -36,7 +29,7 @@ def webhook_events(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "events": number(written),
             "orders": number(events[["tenant", "order_id"]].drop_duplicates().shape[0]),
             "tenants": number(events["tenant"].nunique()),
-            **{f"events_{src}": number(int(by_source.get(src, 0))) for src in ("shopify", "wms", "carrier")},
+            **{f"events_{src}": number(int(by_source.get(src, 0))) for src in SOURCES},
             "preview": preview(events, ["tenant", "order_id", "event_type", "occurred_at", "source"]),
         }
     )

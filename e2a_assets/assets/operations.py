@@ -7,9 +7,9 @@ import pandas as pd
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import or_
 
-from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, single_run_asset, table_metadata, window_metadata
+from e2a_assets.assets.common import DAILY_FRESHNESS, OPS, number, preview, warehouse_assets, window_metadata
 from e2a_assets.domain.operations import OVERALL, build_operations_summary, summary_markdown
-from e2a_assets.partitions import daily_partitions, partition_days
+from e2a_assets.partitions import partition_days
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.frames import read_days, read_table, replace_partition
@@ -62,16 +62,11 @@ def read_invoices(engine, first: dt.date, last: dt.date) -> pd.DataFrame | None:
                       columns=["tenant", "order_id", "invoice_date", "amount_cents"])
 
 
-@single_run_asset(
-    group_name="operations",
-    partitions_def=daily_partitions,
-    kinds={"sql", "pandas"},
-    retry_policy=WAREHOUSE_RETRY,
-    owners=["team:ops"],
-    deps=["sla_metrics", "exceptions", "exception_actions", "invoices"],
-    metadata=table_metadata(schema.operations_summary),
-    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=26), warn_window=dt.timedelta(hours=25)),
-)
+# The executive summary is refreshed daily.
+operations_asset = warehouse_assets("operations", OPS, DAILY_FRESHNESS)
+
+
+@operations_asset(schema.operations_summary, deps=["sla_metrics", "exceptions", "exception_actions", "invoices"])
 def operations_summary(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,

@@ -1,30 +1,20 @@
 """Orders group: orders and their fulfilment progress, per-order SLA clocks, daily SLA metrics."""
 
-import datetime as dt
-
 import dagster as dg
 
-from e2a_assets.assets.common import WAREHOUSE_RETRY, number, preview, single_run_asset, table_metadata, window_metadata
-from e2a_assets.domain.orders import build_orders
-from e2a_assets.domain.sla import build_order_sla, build_sla_metrics
-from e2a_assets.partitions import daily_partitions, partition_days
+from e2a_assets.assets.common import HOURLY_FRESHNESS, OPS, number, preview, warehouse_assets, window_metadata
+from e2a_assets.domain.orders import STATUSES, build_orders
+from e2a_assets.domain.sla import CLOCKS, build_order_sla, build_sla_metrics
+from e2a_assets.partitions import partition_days
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.frames import read_days, replace_partition
 
-CLOCKS = ("pick", "pack", "ship", "delivery")
-COMMON = dict(
-    group_name="orders",
-    partitions_def=daily_partitions,
-    kinds={"sql", "pandas"},
-    retry_policy=WAREHOUSE_RETRY,
-    owners=["team:ops"],
-    # Order processing runs hourly (and on new events): two missed hours is a failure.
-    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=2), warn_window=dt.timedelta(minutes=75)),
-)
+# Order processing runs hourly (and on new events).
+orders_asset = warehouse_assets("orders", OPS, HOURLY_FRESHNESS)
 
 
-@single_run_asset(deps=["webhook_events"], metadata=table_metadata(schema.orders), **COMMON)
+@orders_asset(schema.orders, deps=["webhook_events"])
 def orders(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -48,14 +38,13 @@ def orders(
             "dagster/row_count": number(len(frame)),
             "orders": number(len(frame)),
             "stalled": number(int(frame["stalled"].sum())),
-            **{f"status_{s}": number(int(status.get(s, 0))) for s in
-               ("created", "paid", "picked", "packed", "shipped", "delivered", "returned", "cancelled")},
+            **{f"status_{s}": number(int(status.get(s, 0))) for s in reversed(STATUSES)},
             "preview": preview(frame, ["tenant", "order_id", "order_name", "status", "created_at", "shipped_at", "stalled", "flags"]),
         }
     )
 
 
-@single_run_asset(deps=["orders"], metadata=table_metadata(schema.order_sla), **COMMON)
+@orders_asset(schema.order_sla, deps=["orders"])
 def order_sla(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -90,7 +79,7 @@ def _mean(frame, column):  # noqa: ANN001
     return float((frame[column] * frame["orders"]).sum() / max(frame["orders"].sum(), 1))
 
 
-@single_run_asset(deps=["order_sla", "exceptions"], metadata=table_metadata(schema.sla_metrics), **COMMON)
+@orders_asset(schema.sla_metrics, deps=["order_sla", "exceptions"])
 def sla_metrics(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
