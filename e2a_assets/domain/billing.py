@@ -401,6 +401,11 @@ def payment_terms(frame: pd.DataFrame, policies: TenantRegistry | pd.DataFrame |
     return frame["tenant"].map(terms).fillna(DEFAULT_PAYMENT_TERMS_DAYS).astype(np.int64)
 
 
+def invoice_numbers(tenant: pd.Series, month: pd.Series, seq: pd.Series) -> pd.Series:
+    """`{TENANT upper-cased}-{YYYYMM}-{seq:04d}` (DOMAIN §5), e.g. DEMO-3PL-202508-0001."""
+    return tenant.str.upper() + "-" + month + "-" + seq.astype(np.int64).astype(str).str.zfill(4)
+
+
 def _last_seq_frame(last_seq: Mapping[tuple[str, str], int] | pd.DataFrame | None) -> pd.DataFrame:
     if last_seq is None:
         return pd.DataFrame(columns=["tenant", "invoice_month", "last_seq"])
@@ -438,9 +443,7 @@ def plan_invoice_numbers(
     inv = inv.merge(_last_seq_frame(last_seq_by_tenant_month), how="left", on=["tenant", "invoice_month"])
     start = as_int(inv["last_seq"])
     inv["invoice_seq"] = start + inv.groupby(["tenant", "invoice_month"]).cumcount().astype(np.int64) + 1
-    inv["invoice_number"] = (
-        inv["tenant"].str.upper() + "-" + inv["invoice_month"] + "-" + inv["invoice_seq"].astype(str).str.zfill(4)
-    )
+    inv["invoice_number"] = invoice_numbers(inv["tenant"], inv["invoice_month"], inv["invoice_seq"])
     inv["payment_terms_days"] = payment_terms(inv, policies)
     inv["due_date"] = (inv["_day"] + pd.to_timedelta(inv["payment_terms_days"], unit="D")).dt.date
     inv["invoice_date"] = inv["_day"].dt.date
@@ -450,7 +453,11 @@ def plan_invoice_numbers(
 # ---------------------------------------------------------------------------------------------
 # 4. Adjustment arithmetic
 
-APPLIED_STATUSES = ("AUTO_APPLIED", "APPLIED_FLAGGED", "APPROVED")
+# Adjustment statuses (DOMAIN §5): the first two are applied when created; PENDING_REVIEW is not
+# applied until a reviewer sets it to APPROVED (applied) or REJECTED (not applied).
+AUTO_APPLIED, APPLIED_FLAGGED, PENDING_REVIEW = "AUTO_APPLIED", "APPLIED_FLAGGED", "PENDING_REVIEW"
+APPROVED, REJECTED = "APPROVED", "REJECTED"
+APPLIED_STATUSES = (AUTO_APPLIED, APPLIED_FLAGGED, APPROVED)
 
 
 def applied_adjustment_totals(adjustments: pd.DataFrame | None) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from e2a_assets.domain.exceptions import SEVERITIES, TS_DTYPE
+from e2a_assets.domain.exceptions import RESOLVED, SEVERITIES, TS_DTYPE
 
 # Patterns look at a window of days ending at the partition day and compare it with as many days
 # before it (DOMAIN §4): a run for one day reads exceptions opened in the lookback before it.
@@ -119,7 +119,7 @@ def build_patterns(exceptions: pd.DataFrame, window_end_day: Any, days: int = PA
             "tenant": exceptions["tenant"],
             "order_id": exceptions["order_id"].astype(str),
             "_current": current,
-            "_resolved": exceptions["status"].eq("RESOLVED"),
+            "_resolved": exceptions["status"].eq(RESOLVED),
             "_hours": (resolved_at - opened) / pd.Timedelta(hours=1),
             "reason_code": exceptions["reason_code"],
             "severity": exceptions["severity"],

@@ -14,6 +14,7 @@ from e2a_assets.domain.billing import (
     applied_adjustment_totals,
     as_dates,
     as_int,
+    invoice_numbers,
     payment_terms,
 )
 from e2a_assets.domain.policies import TenantRegistry
@@ -74,7 +75,7 @@ def validate_invoice_numbers(invoices: pd.DataFrame) -> pd.DataFrame:
         gaps = gaps[gaps["_merge"] == "left_only"]
         problems.append(pd.DataFrame({
             "tenant": gaps["tenant"], "order_id": None, "problem": GAP,
-            "invoice_number": gaps["tenant"].str.upper() + "-" + gaps["_month"] + "-" + gaps["_seq"].astype(str).str.zfill(4),
+            "invoice_number": invoice_numbers(gaps["tenant"], gaps["_month"], gaps["_seq"]),
         }))  # fmt: skip
     out = pd.concat([p[cols] for p in problems if not p.empty], ignore_index=True) if any(not p.empty for p in problems) else None
     return out if out is not None else pd.DataFrame(columns=cols)

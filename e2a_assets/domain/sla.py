@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from e2a_assets.domain.exceptions import RESOLVED
 from e2a_assets.domain.orders import KEYS, TS_DTYPE, _empty, check_policies, utc_timestamp
 from e2a_assets.domain.policies import SlaPolicy
 
@@ -211,7 +212,7 @@ def build_sla_metrics(
         hours = _response_hours(policies, exc["tenant"].unique())
         opened = _ts(exc["opened_at"])
         resolved_at = _ts(exc["resolved_at"])
-        resolved = exc["status"].astype(str).str.upper().eq("RESOLVED") & resolved_at.notna()
+        resolved = exc["status"].astype(str).str.upper().eq(RESOLVED) & resolved_at.notna()
         taken = (resolved_at - opened).dt.total_seconds() / 3600.0
         within = resolved & (taken <= exc["tenant"].map(hours).astype(float))
         exc = exc.assign(_resolved=resolved, _within=within)

@@ -13,7 +13,12 @@ import numpy as np
 import pandas as pd
 
 from e2a_assets.domain.billing import (
+    APPLIED_FLAGGED,
     APPLIED_STATUSES,
+    APPROVED,
+    AUTO_APPLIED,
+    PENDING_REVIEW,
+    REJECTED,
     applied_adjustment_totals,
     as_dates,
     as_int,
@@ -24,8 +29,6 @@ from e2a_assets.domain.billing import (
 from e2a_assets.domain.policies import TenantRegistry, Tariff
 
 RECALCULATION = "RECALCULATION"
-AUTO_APPLIED, APPLIED_FLAGGED, PENDING_REVIEW = "AUTO_APPLIED", "APPLIED_FLAGGED", "PENDING_REVIEW"
-APPROVED, REJECTED = "APPROVED", "REJECTED"
 ADJUSTMENT_STATUSES = (AUTO_APPLIED, APPLIED_FLAGGED, PENDING_REVIEW, APPROVED, REJECTED)
 ADJUSTMENT_COLUMNS = [
     "adjustment_id", "tenant", "order_id", "invoice_number", "adjustment_seq", "created_at",
