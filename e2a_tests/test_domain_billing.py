@@ -26,7 +26,7 @@ from e2a_assets.domain.invoice_validation import (
     validate_invoice_coverage,
     validate_invoice_numbers,
 )
-from e2a_assets.domain.policies import FLAGS, Tariff, TenantPolicy, TenantRegistry, load_registry
+from e2a_assets.domain.policies import FLAGS, TenantRegistry, default_policy, load_registry
 from e2a_tests.factories import make_events, ts
 
 POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
@@ -272,7 +272,7 @@ def test_multipliers_floor_after_each_step(registry):
 
 
 def test_all_multipliers_with_odd_tariff():
-    odd = TenantRegistry((TenantPolicy(tenant="demo-3pl", tariff=Tariff(pick_cents=33)),))
+    odd = TenantRegistry((default_policy("demo-3pl", tariff={"pick_cents": 33}),))
     # 2 x 33 + 5 = 71 -> 142 -> 213 -> 639 -> 766.8 -> 766
     amount, lines = price_one(odd, picks=2, storage_days=1, flags=("rush", "oversized", "hazmat", "fragile"))
     assert amount == 766
@@ -281,7 +281,7 @@ def test_all_multipliers_with_odd_tariff():
 
 def test_decimal_factor_is_exact_not_float():
     # floor(100 * 1.15) in floats is 114; the rule gives 115.
-    custom = TenantRegistry((TenantPolicy(tenant="demo-3pl", tariff=Tariff(multipliers={"fragile": 1.15})),))
+    custom = TenantRegistry((default_policy("demo-3pl", tariff={"multipliers": {"fragile": 1.15}}),))
     amount, _ = price_one(custom, picks=2, packs=1, labels=1, storage_days=1, flags=("fragile",))
     assert amount == 115
 
@@ -425,7 +425,7 @@ def test_plan_invoice_numbers_inputs(registry):
     fresh = plan_invoice_numbers(_new_invoices(), None)
     assert validate_invoice_numbers(fresh).empty
     assert fresh.loc[fresh["order_id"] == "z", "invoice_number"].item() == "DEMO-3PL-202508-0001"
-    terms = TenantRegistry((TenantPolicy(tenant="demo-3pl", tariff=Tariff(payment_terms_days=14)),))
+    terms = TenantRegistry((default_policy("demo-3pl", tariff={"payment_terms_days": 14}),))
     out = plan_invoice_numbers(_new_invoices().iloc[[2]], {}, terms)
     assert out["due_date"].tolist() == [date(2025, 8, 15)] and out["payment_terms_days"].tolist() == [14]
     with pytest.raises(ValueError):
@@ -551,3 +551,41 @@ def test_factor_labels_are_formatted_once_per_distinct_factor_not_per_order():
     labels = _factor_label(pd.Series([Factor(1.2)] * 5000 + [Factor(2.0)] * 5000, dtype=object))
     assert labels.iloc[0] == "1.2" and labels.iloc[-1] == "2" and len(labels) == 10000
     assert len(calls) <= 2
+
+
+# ---------------------------------------------------------------------------------------------
+# defaults: the policy files are their one source
+
+
+def test_the_policy_models_hold_no_default_value():
+    from e2a_assets.domain.policies import SlaPolicy, Tariff, TenantPolicy
+
+    for model in (SlaPolicy, Tariff):
+        assert [name for name, field in model.model_fields.items() if not field.is_required()] == []
+    assert TenantPolicy.model_fields["sla"].is_required() and TenantPolicy.model_fields["tariff"].is_required()
+
+
+def test_a_value_changed_in_the_default_tariff_file_changes_the_price(tmp_path):
+    """pick_cents 30 -> 45 in a copy of default_tariffs.yaml: pick + pack + label + 1 storage day is
+    85 instead of 70, for the registry's tenants and for a tenant it does not list (its loaded
+    defaults); the shipped files still price 70."""
+    import shutil
+
+    copy = tmp_path / "policies"
+    shutil.copytree(POLICIES_DIR, copy)
+    tariffs = copy / "default_tariffs.yaml"
+    text = tariffs.read_text()
+    assert "\npick_cents: 30\n" in text
+    tariffs.write_text(text.replace("\npick_cents: 30\n", "\npick_cents: 45\n"))
+    changed = load_registry(copy)
+    assert price_one(changed, **BASIC)[0] == 85
+    assert price_one(changed, tenant="acme", **BASIC)[0] == 85
+    assert price_one(load_registry(POLICIES_DIR), **BASIC)[0] == 70
+    assert price_one(load_registry(POLICIES_DIR), tenant="acme", **BASIC)[0] == 70
+
+
+def test_an_unknown_tenant_gets_the_registry_defaults_with_the_environment_overrides():
+    fourteen = load_registry(POLICIES_DIR, overrides={"payment_terms_days": 14})
+    out = plan_invoice_numbers(_new_invoices().assign(tenant="acme").iloc[[2]], {}, fourteen)
+    assert out["payment_terms_days"].tolist() == [14] and out["due_date"].tolist() == [date(2025, 8, 15)]
+    assert plan_invoice_numbers(_new_invoices().assign(tenant="acme").iloc[[2]], {})["payment_terms_days"].tolist() == [30]

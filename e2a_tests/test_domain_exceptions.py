@@ -17,7 +17,7 @@ from e2a_assets.domain.exceptions import (
     plan_actions,
     prioritize,
 )
-from e2a_assets.domain.policies import TenantPolicy, TenantRegistry, SlaPolicy
+from e2a_assets.domain.policies import TenantRegistry, default_policy
 from e2a_tests.factories import make_events, ts
 
 T = "demo-3pl"
@@ -142,7 +142,7 @@ def test_missing_scan_opens_at_picked_plus_factor_times_pack_and_any_later_miles
 
 def test_missing_scan_uses_each_tenants_pack_minutes_and_factor():
     registry = TenantRegistry(
-        (TenantPolicy(tenant=T), TenantPolicy(tenant="acme", sla=SlaPolicy(pack_minutes=120, missing_scan_factor=2)))
+        (default_policy(T), default_policy("acme", sla={"pack_minutes": 120, "missing_scan_factor": 2}))
     )
     orders = orders_frame(
         [{"order_id": "a", "picked_at": "2025-08-01 10:00"}, {"tenant": "acme", "order_id": "b", "picked_at": "2025-08-01 10:00"}]
@@ -151,7 +151,7 @@ def test_missing_scan_uses_each_tenants_pack_minutes_and_factor():
         ex = run(orders=orders, policies=policies)
         assert list(zip(ex["tenant"], ex["opened_at"])) == [("acme", ts("2025-08-01 14:00")), (T, ts("2025-08-01 14:30"))]
     with pytest.raises(ValueError, match="no policy for tenant"):
-        run(orders=orders, policies=TenantRegistry((TenantPolicy(tenant=T),)))
+        run(orders=orders, policies=TenantRegistry((default_policy(T),)))
 
 
 # ---------------------------------------------------------------------------------- payload rules
@@ -437,7 +437,7 @@ def test_empty_inputs_give_an_empty_frame_with_the_contract_columns():
 def test_with_build_orders_and_build_order_sla():
     orders_mod = pytest.importorskip("e2a_assets.domain.orders")
     sla_mod = pytest.importorskip("e2a_assets.domain.sla")
-    registry = TenantRegistry((TenantPolicy(tenant=T),))
+    registry = TenantRegistry((default_policy(T),))
     events = make_events(
         [
             created(),  # paid at 10:00 by payload
@@ -527,7 +527,7 @@ def test_prioritize_keeps_only_exceptions_open_at_as_of_and_breaks_ties_by_opene
 
 def test_prioritize_risk_threshold_follows_the_tenants_response_hours_when_given():
     ex = exc_frame([{"order_id": "m", "severity": "MEDIUM", "opened_at": "2025-08-02 07:00"}])  # 5 h
-    registry = TenantRegistry((TenantPolicy(tenant=T, sla=SlaPolicy(response_hours=8)),))  # risk after 6 h
+    registry = TenantRegistry((default_policy(T, sla={"response_hours": 8}),))  # risk after 6 h
     assert prioritize(ex, AS_OF).iloc[0][["score", "category"]].tolist() == [90.0, "sla_risk"]
     assert prioritize(ex, AS_OF, registry).iloc[0][["score", "category"]].tolist() == [60.0, "standard"]
 

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.engine import make_url
 
-from e2a_assets.domain.policies import TenantPolicy, TenantRegistry
+from e2a_assets.domain.policies import TenantRegistry, default_policy
 from e2a_assets.warehouse.engine import make_engine
 from e2a_assets.warehouse.schema import dead_letters, event_log
 from e2a_assets.webhooks.app import create_app
@@ -34,9 +34,9 @@ from e2a_tests import factories
 SECRETS = {"acme": "acme-secret-0f3a", "globex": "globex-secret-77b1"}
 REGISTRY = TenantRegistry(
     (
-        TenantPolicy(tenant="acme", shop_domain="acme.myshopify.com", webhook_secret_dev=SECRETS["acme"]),
-        TenantPolicy(tenant="globex", shop_domain="globex.myshopify.com", webhook_secret_dev=SECRETS["globex"]),
-        TenantPolicy(tenant="nokey", shop_domain="nokey.myshopify.com"),  # no secret configured
+        default_policy("acme", shop_domain="acme.myshopify.com", webhook_secret_dev=SECRETS["acme"]),
+        default_policy("globex", shop_domain="globex.myshopify.com", webhook_secret_dev=SECRETS["globex"]),
+        default_policy("nokey", shop_domain="nokey.myshopify.com"),  # no secret configured
     )
 )
 SHOP_DOMAINS = {"acme": "acme.myshopify.com", "globex": "globex.myshopify.com"}

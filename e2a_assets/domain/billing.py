@@ -22,8 +22,8 @@ from e2a_assets.domain.policies import (
     FLAGS,
     MULTIPLIER_FLAGS,
     SERVICE_FLAGS,
-    TenantPolicy,
     TenantRegistry,
+    shipped_defaults,
 )
 
 OPERATIONS = {  # output column -> (line kind, counted event type), in DOMAIN §5 order
@@ -33,7 +33,6 @@ OPERATIONS = {  # output column -> (line kind, counted event type), in DOMAIN §
     "kitting": ("kitting", "kitting_completed"),
 }
 RETURN_EVENT = "return_received"
-DEFAULT_PAYMENT_TERMS_DAYS = 30
 INVOICE_NUMBER_PATTERN = r"^[A-Z0-9][A-Z0-9-]*-\d{6}-\d{4,}$"
 # Line kinds in the order lines are numbered (DOMAIN §5 steps 1..6).
 LINE_KINDS = (
@@ -92,15 +91,17 @@ def policy_table(policies: TenantRegistry | pd.DataFrame | None, tenants: Any = 
     """One row per tenant with every `tariff_*` column of `TenantRegistry.policy_frame()`.
 
     Accepts a registry or an already built policy frame. Tenants that the policies do not know
-    (only possible with hand-made frames: ingestion rejects unknown tenants) get the default tariff.
+    (only possible with hand-made frames: ingestion rejects unknown tenants) get the registry's
+    loaded defaults (with a frame or no policies, the shipped ones).
     """
     if isinstance(policies, TenantRegistry):
         frame = policies.policy_frame()
+        default = policies.default_policy()
     elif isinstance(policies, pd.DataFrame):
-        frame = policies.copy()
+        frame, default = policies.copy(), shipped_defaults()
     else:
-        frame = pd.DataFrame(columns=["tenant"])
-    defaults = TenantRegistry((TenantPolicy(tenant="default"),)).policy_frame().iloc[0]
+        frame, default = pd.DataFrame(columns=["tenant"]), shipped_defaults()
+    defaults = TenantRegistry((default,)).policy_frame().iloc[0]
     missing = sorted(set(pd.Series(list(tenants), dtype=object).dropna()) - set(frame["tenant"]))
     if missing:
         extra = pd.DataFrame([defaults.to_dict()] * len(missing))
@@ -393,12 +394,11 @@ def price_orders(
 
 
 def payment_terms(frame: pd.DataFrame, policies: TenantRegistry | pd.DataFrame | None) -> pd.Series:
+    """Payment terms in days of each row: its own `payment_terms_days`, else its tenant's tariff."""
     if "payment_terms_days" in frame.columns and frame["payment_terms_days"].notna().all():
         return frame["payment_terms_days"].astype(np.int64)
-    if policies is None:
-        return pd.Series(DEFAULT_PAYMENT_TERMS_DAYS, index=frame.index, dtype=np.int64)
     terms = policy_table(policies, frame["tenant"].unique()).set_index("tenant")["tariff_payment_terms_days"]
-    return frame["tenant"].map(terms).fillna(DEFAULT_PAYMENT_TERMS_DAYS).astype(np.int64)
+    return frame["tenant"].map(terms).astype(np.int64)
 
 
 def invoice_numbers(tenant: pd.Series, month: pd.Series, seq: pd.Series) -> pd.Series:
@@ -427,7 +427,7 @@ def plan_invoice_numbers(
     invoiced). `last_seq_by_tenant_month` is `{(tenant, "YYYYMM"): max seq}` or a frame with
     tenant, month, last_seq; absent months start at 1. Numbers are allocated in order of
     (invoice_date, billable_at, order_id). Adds invoice_month, invoice_seq, invoice_number,
-    payment_terms_days (the invoice's own column, else the tenant tariff, else 30) and due_date.
+    payment_terms_days (the invoice's own column, else the tenant tariff) and due_date.
     """
     extra = ["invoice_month", "invoice_seq", "invoice_number", "payment_terms_days", "due_date"]
     if new_invoices is None or new_invoices.empty:

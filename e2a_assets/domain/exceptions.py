@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from e2a_assets.domain.orders import order_cohort_days
-from e2a_assets.domain.policies import SlaPolicy
+from e2a_assets.domain.policies import shipped_defaults
 
 TS_DTYPE = "datetime64[ns, UTC]"
 KEYS = ["tenant", "order_id", "reason_code"]
@@ -132,12 +132,12 @@ def normalise_code(codes: pd.Series) -> pd.Series:
 def sla_policies(policies: Any, tenants: Any) -> pd.DataFrame:
     """Per-tenant SLA numbers indexed by tenant, from a TenantRegistry or its policy_frame().
 
-    `None` means the DOMAIN defaults for every tenant; a given frame must cover every tenant.
+    `None` means the shipped default policy for every tenant; a given frame must cover every tenant.
     """
     cols = ["pack_minutes", "missing_scan_factor", "response_hours"]
     tenants = pd.Index(pd.unique(pd.Series(list(tenants), dtype=object)), name="tenant")
     if policies is None:
-        defaults = SlaPolicy().model_dump()
+        defaults = shipped_defaults().sla.model_dump()
         return pd.DataFrame({c: float(defaults[c]) for c in cols}, index=tenants)
     frame = policies if isinstance(policies, pd.DataFrame) else policies.policy_frame()
     absent = [c for c in ["tenant", *cols] if c not in frame.columns]

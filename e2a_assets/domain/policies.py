@@ -1,11 +1,14 @@
 """Tenant policies: SLA limits, tariffs and identity of each 3PL client.
 
 Policies are typed and validated (pydantic); `load_registry` reads the YAML files of `policies/`
-and turns any problem into a one-line `PolicyError` naming the file and the field.
+and turns any problem into a one-line `PolicyError` naming the file and the field. Every SLA and
+tariff value comes from those files (DOMAIN §7): the models have no defaults of their own, the
+loader merges the default files, the environment overrides and each tenant's own values.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -27,6 +30,9 @@ FLAGS = (
 )
 SERVICE_FLAGS = ("gift_wrap", "photo", "quality_check", "custom_packaging")
 MULTIPLIER_FLAGS = ("rush", "oversized", "hazmat", "fragile")
+# The policy files shipped with e2a (the defaults of DOMAIN §3 and §5).
+SHIPPED_POLICIES_DIR = Path(__file__).resolve().parents[2] / "policies"
+DEFAULT_TENANT_KEY = "default"  # the name the registry's defaults carry as a TenantPolicy
 
 
 class PolicyError(ValueError):
@@ -38,13 +44,15 @@ class _Strict(BaseModel):
 
 
 class SlaPolicy(_Strict):
-    pick_minutes: float = Field(120, gt=0)
-    pack_minutes: float = Field(180, gt=0)
-    ship_minutes: float = Field(1440, gt=0)
-    missing_scan_factor: float = Field(1.5, gt=0)
-    delivery_hours: float = Field(72, gt=0)
-    response_hours: float = Field(4, gt=0)
-    stalled_hours: float = Field(4, gt=0)
+    """SLA limits (DOMAIN §3); values from policies/default_sla.yaml and the tenant's `sla:`."""
+
+    pick_minutes: float = Field(gt=0)
+    pack_minutes: float = Field(gt=0)
+    ship_minutes: float = Field(gt=0)
+    missing_scan_factor: float = Field(gt=0)
+    delivery_hours: float = Field(gt=0)
+    response_hours: float = Field(gt=0)
+    stalled_hours: float = Field(gt=0)
 
 
 class VolumeDiscount(_Strict):
@@ -53,33 +61,28 @@ class VolumeDiscount(_Strict):
 
 
 class Tariff(_Strict):
-    currency: str = "USD"
-    pick_cents: int = Field(30, ge=0)
-    pack_cents: int = Field(20, ge=0)
-    label_cents: int = Field(15, ge=0)
-    kitting_cents: int = Field(50, ge=0)
-    storage_day_cents: int = Field(5, ge=0)
-    long_term_storage_after_days: int = Field(90, ge=0)
-    long_term_storage_factor: float = Field(2, ge=0)
-    services_cents: dict[str, int] = Field(
-        default_factory=lambda: {"gift_wrap": 100, "photo": 25, "quality_check": 50, "custom_packaging": 200}
-    )
-    return_processing_cents: int = Field(75, ge=0)
-    return_restock_cents: int = Field(150, ge=0)
-    return_label_cents: int = Field(25, ge=0)
-    minimum_order_cents: int = Field(50, ge=0)
-    multipliers: dict[str, float] = Field(
-        default_factory=lambda: {"rush": 2.0, "oversized": 1.5, "hazmat": 3.0, "fragile": 1.2}
-    )
-    payment_terms_days: int = Field(30, ge=0)
-    volume_discounts: tuple[VolumeDiscount, ...] = (
-        VolumeDiscount(min_orders=1000, rate=0.15),
-        VolumeDiscount(min_orders=500, rate=0.10),
-        VolumeDiscount(min_orders=100, rate=0.05),
-    )
-    minimum_monthly_fee_cents: int = Field(10000, ge=0)
-    adjustment_auto_limit_cents: int = Field(500, ge=0)
-    adjustment_review_limit_cents: int = Field(2000, ge=0)
+    """Prices and billing terms (DOMAIN §5); values from policies/default_tariffs.yaml and the
+    tenant's `tariff:`."""
+
+    currency: str
+    pick_cents: int = Field(ge=0)
+    pack_cents: int = Field(ge=0)
+    label_cents: int = Field(ge=0)
+    kitting_cents: int = Field(ge=0)
+    storage_day_cents: int = Field(ge=0)
+    long_term_storage_after_days: int = Field(ge=0)
+    long_term_storage_factor: float = Field(ge=0)
+    services_cents: dict[str, int]
+    return_processing_cents: int = Field(ge=0)
+    return_restock_cents: int = Field(ge=0)
+    return_label_cents: int = Field(ge=0)
+    minimum_order_cents: int = Field(ge=0)
+    multipliers: dict[str, float]
+    payment_terms_days: int = Field(ge=0)
+    volume_discounts: tuple[VolumeDiscount, ...]
+    minimum_monthly_fee_cents: int = Field(ge=0)
+    adjustment_auto_limit_cents: int = Field(ge=0)
+    adjustment_review_limit_cents: int = Field(ge=0)
 
     @field_validator("services_cents")
     @classmethod
@@ -113,8 +116,8 @@ class TenantPolicy(_Strict):
     # Resolved once when the registry is loaded (from the environment variable named by
     # webhook_secret_env, else the development secret when allowed); never shown in reprs.
     resolved_secret: SecretStr | None = Field(default=None, repr=False)
-    sla: SlaPolicy = SlaPolicy()
-    tariff: Tariff = Tariff()
+    sla: SlaPolicy
+    tariff: Tariff
 
     @model_validator(mode="before")
     @classmethod
@@ -148,9 +151,11 @@ class TenantPolicy(_Strict):
 
 @dataclass(frozen=True)
 class TenantRegistry:
-    """All tenants e2a serves, by name and by Shopify shop domain."""
+    """All tenants e2a serves, by name and by Shopify shop domain, and the default policy they
+    start from (`defaults`: the policy files plus the environment overrides, as loaded)."""
 
     policies: tuple[TenantPolicy, ...]
+    defaults: TenantPolicy | None = None
 
     def __post_init__(self) -> None:
         names = [p.tenant for p in self.policies]
@@ -160,6 +165,11 @@ class TenantRegistry:
     @property
     def tenants(self) -> list[str]:
         return [p.tenant for p in self.policies]
+
+    def default_policy(self) -> TenantPolicy:
+        """The policy of a tenant the registry does not list: its loaded defaults (the shipped
+        files' when the registry was assembled by hand)."""
+        return self.defaults if self.defaults is not None else shipped_defaults()
 
     def get(self, tenant: str) -> TenantPolicy | None:
         return next((p for p in self.policies if p.tenant == tenant), None)
@@ -219,27 +229,14 @@ def _resolve_secret(spec: dict[str, Any], environ: Mapping[str, str], allow_dev_
     return spec.get("webhook_secret_dev") if allow_dev_secrets else None
 
 
-def load_registry(
-    policies_dir: Path,
-    tenants_file: Path | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-    allow_dev_secrets: bool = True,
-) -> TenantRegistry:
-    """Read default SLA and tariff YAML plus the tenants file into a validated registry.
-
-    `overrides` carries environment-level settings (`SLA_RESPONSE_HOURS`, `SLA_DELIVERY_HOURS`,
-    `INVOICE_PAYMENT_TERMS_DAYS`) that replace the defaults, below any tenant's own value.
-    Webhook secrets come from `environ` (the variables named by `webhook_secret_env`); without
-    one, a tenant's `webhook_secret_dev` is used unless `allow_dev_secrets` is False.
-    """
-    environ = environ or {}
-    policies_dir = Path(policies_dir)
+def _default_values(
+    policies_dir: Path, overrides: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(SLA, tariff) default values: the policy files with the environment overrides applied,
+    each validated as a whole (a missing or bad value names its file and field)."""
     sla_path = policies_dir / "default_sla.yaml"
     tariff_path = policies_dir / "default_tariffs.yaml"
-    tenants_path = Path(tenants_file) if tenants_file else policies_dir / "tenants.yaml"
     overrides = dict(overrides or {})
-
     sla_defaults = _read_yaml(sla_path)
     tariff_defaults = _read_yaml(tariff_path)
     for path, doc in ((sla_path, sla_defaults), (tariff_path, tariff_defaults)):
@@ -258,6 +255,60 @@ def load_registry(
         Tariff(**tariff_defaults)
     except ValidationError as exc:
         raise _first_error(tariff_path, "", exc) from None
+    return sla_defaults, tariff_defaults
+
+
+def _merged(defaults: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
+    """A tenant's values over the defaults; one service price or multiplier overridden keeps the
+    defaults of the others."""
+    merged = {**defaults, **own}
+    for key in ("services_cents", "multipliers"):
+        if isinstance(own.get(key), dict) and isinstance(defaults.get(key), dict):
+            merged[key] = {**defaults[key], **own[key]}
+    return merged
+
+
+def default_policy(
+    tenant: str = DEFAULT_TENANT_KEY,
+    *,
+    sla: Mapping[str, Any] | None = None,
+    tariff: Mapping[str, Any] | None = None,
+    policies_dir: Path = SHIPPED_POLICIES_DIR,
+    **fields: Any,
+) -> TenantPolicy:
+    """A tenant's policy starting from the default files, with `sla`/`tariff` values and other
+    fields (shop_domain, webhook_secret_dev, ...) of its own: for tests, benchmarks and tools
+    that need a policy without a tenants file."""
+    sla_defaults, tariff_defaults = _default_values(Path(policies_dir))
+    return TenantPolicy(tenant=tenant, sla=_merged(sla_defaults, sla or {}),
+                        tariff=_merged(tariff_defaults, tariff or {}), **fields)  # fmt: skip
+
+
+@functools.cache
+def shipped_defaults() -> TenantPolicy:
+    """The default policy of the shipped policy files (no tenant, no environment override): what a
+    rule given no policies at all applies. Read once, on first use."""
+    return default_policy()
+
+
+def load_registry(
+    policies_dir: Path,
+    tenants_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    allow_dev_secrets: bool = True,
+) -> TenantRegistry:
+    """Read default SLA and tariff YAML plus the tenants file into a validated registry.
+
+    `overrides` carries environment-level settings (`SLA_RESPONSE_HOURS`, `SLA_DELIVERY_HOURS`,
+    `INVOICE_PAYMENT_TERMS_DAYS`) that replace the defaults, below any tenant's own value.
+    Webhook secrets come from `environ` (the variables named by `webhook_secret_env`); without
+    one, a tenant's `webhook_secret_dev` is used unless `allow_dev_secrets` is False.
+    """
+    environ = environ or {}
+    policies_dir = Path(policies_dir)
+    tenants_path = Path(tenants_file) if tenants_file else policies_dir / "tenants.yaml"
+    sla_defaults, tariff_defaults = _default_values(policies_dir, overrides)
 
     doc = _read_yaml(tenants_path)
     tenants = doc.get("tenants") if isinstance(doc, dict) else None
@@ -269,17 +320,13 @@ def load_registry(
         if not isinstance(spec.get("sla", {}), dict) or not isinstance(spec.get("tariff", {}), dict):
             raise PolicyError(f"{tenants_path}: field 'tenants.{name}': 'sla' and 'tariff' must be mappings")
         spec["resolved_secret"] = _resolve_secret(spec, environ, allow_dev_secrets)
-        spec["sla"] = {**sla_defaults, **spec.get("sla", {})}
-        tariff = spec.get("tariff", {})
-        spec["tariff"] = {**tariff_defaults, **tariff}
-        for key in ("services_cents", "multipliers"):
-            # A tenant overriding one service price or multiplier keeps the defaults of the others.
-            if isinstance(tariff.get(key), dict) and isinstance(tariff_defaults.get(key), dict):
-                spec["tariff"][key] = {**tariff_defaults[key], **tariff[key]}
+        spec["sla"] = _merged(sla_defaults, spec.get("sla", {}))
+        spec["tariff"] = _merged(tariff_defaults, spec.get("tariff", {}))
         try:
             policies.append(TenantPolicy(tenant=str(name), **spec))
         except ValidationError as exc:
             raise _first_error(tenants_path, f"tenants.{name}", exc) from None
         except TypeError as exc:
             raise PolicyError(f"{tenants_path}: field 'tenants.{name}': {exc}") from None
-    return TenantRegistry(tuple(policies))
+    defaults = TenantPolicy(tenant=DEFAULT_TENANT_KEY, sla=sla_defaults, tariff=tariff_defaults)
+    return TenantRegistry(tuple(policies), defaults)

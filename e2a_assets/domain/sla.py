@@ -12,7 +12,7 @@ import pandas as pd
 
 from e2a_assets.domain.exceptions import RESOLVED
 from e2a_assets.domain.orders import KEYS, TS_DTYPE, _empty, check_policies, utc_timestamp
-from e2a_assets.domain.policies import SlaPolicy
+from e2a_assets.domain.policies import shipped_defaults
 
 # clock -> (start milestone, end milestone, policy column, factor to minutes)
 CLOCK_DEFS = {
@@ -139,7 +139,7 @@ def build_order_sla(orders: pd.DataFrame, as_of: pd.Timestamp, policies: pd.Data
 
 def _response_hours(policies: pd.DataFrame | None, tenants) -> pd.Series:
     if policies is None:
-        return pd.Series(float(SlaPolicy().response_hours), index=pd.Index(sorted(set(tenants)), name="tenant"))
+        return pd.Series(float(shipped_defaults().sla.response_hours), index=pd.Index(sorted(set(tenants)), name="tenant"))
     return check_policies(policies, tenants, ["response_hours"])["response_hours"].astype(float)
 
 
@@ -158,7 +158,7 @@ def build_sla_metrics(
       c_breached = breached clocks (ended, running or stopped).
     - exception_response_compliance = resolved within the tenant's response_hours ÷ resolved
       exceptions (1.0 when none). `exceptions` may be None. `policies` (policy_frame) supplies
-      response_hours; when None the DOMAIN default (4 h) is used.
+      response_hours; when None the shipped default policy's.
     """
     if as_of is None:
         raise ValueError("as_of is required")

@@ -26,7 +26,7 @@ from e2a_assets.domain.billing import (
     policy_table,
     ratio,
 )
-from e2a_assets.domain.policies import TenantRegistry, Tariff
+from e2a_assets.domain.policies import TenantRegistry, shipped_defaults
 
 RECALCULATION = "RECALCULATION"
 ADJUSTMENT_STATUSES = (AUTO_APPLIED, APPLIED_FLAGGED, PENDING_REVIEW, APPROVED, REJECTED)
@@ -131,8 +131,9 @@ def compute_adjustments(
 
 def _discount_tiers(policies: TenantRegistry | pd.DataFrame | None, tenants: list[str]) -> pd.DataFrame:
     """Long frame tenant, min_orders, rate, num, den (loops over tenants and their few tiers only)."""
-    known = {p.tenant: p.tariff.volume_discounts for p in policies.policies} if isinstance(policies, TenantRegistry) else {}
-    default = Tariff().volume_discounts
+    registry = policies if isinstance(policies, TenantRegistry) else None
+    known = {p.tenant: p.tariff.volume_discounts for p in registry.policies} if registry else {}
+    default = (registry.default_policy() if registry else shipped_defaults()).tariff.volume_discounts
     rows = [
         (t, tier.min_orders, tier.rate, *ratio(tier.rate)) for t in tenants for tier in known.get(t, default)
     ]
