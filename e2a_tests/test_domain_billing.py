@@ -12,8 +12,10 @@ import pytest
 from e2a_assets.domain.billing import (
     BILLABLE_COLUMNS,
     LINE_COLUMNS,
+    COMPLETED_COLUMNS,
     TOTAL_COLUMNS,
     build_billable_orders,
+    build_completed_orders,
     mul_floor,
     plan_invoice_numbers,
     price_orders,
@@ -204,6 +206,31 @@ def test_holds_are_the_blocking_exceptions_open_at_as_of(registry):
     b = build_billable_orders(_scenario_events(), _scenario_orders(), exceptions, registry).set_index("order_id")
     assert b["hold_reasons"].to_dict() == {"1001": "", "1002": "", "1005": "SYSTEM_ERROR",
                                            "1007": "DAMAGED_PACKAGE,SYSTEM_ERROR"}
+
+
+def test_completed_orders_are_the_billable_states_with_their_completion():
+    """Shipped wins over delivered, delivered over cancelled; cancelled counts only after a pick,
+    even with a shipping scan; an order still open is not completed (DOMAIN §5)."""
+    orders = make_orders([
+        {"order_id": "shipped", "picked_at": "2025-08-01 12:00", "shipped_at": "2025-08-02 10:00",
+         "delivered_at": "2025-08-03 09:00"},
+        {"order_id": "delivered", "delivered_at": "2025-08-03 09:00"},
+        {"order_id": "cancelled_after_pick", "picked_at": "2025-08-01 12:00", "cancelled_at": "2025-08-01 13:00"},
+        {"order_id": "cancelled_before_pick", "cancelled_at": "2025-08-01 11:00", "picked_at": "2025-08-01 12:00",
+         "shipped_at": "2025-08-02 10:00"},
+        {"order_id": "open", "picked_at": "2025-08-01 12:00"},
+    ]).assign(order_name="#1", status="x", returned_at=pd.NaT)
+    as_of = ts("2025-08-04 00:00")
+    done = build_completed_orders(orders, as_of)
+    assert list(done.columns) == COMPLETED_COLUMNS
+    assert list(zip(done["order_id"], done["completion"], done["completed_at"].astype(str))) == [
+        ("shipped", "shipped", "2025-08-02 10:00:00+00:00"),
+        ("delivered", "delivered", "2025-08-03 09:00:00+00:00"),
+        ("cancelled_after_pick", "cancelled", "2025-08-01 13:00:00+00:00"),
+    ]
+    billable = build_billable_orders(make_events([]), orders, None, None, as_of)
+    assert sorted(billable["order_id"]) == sorted(done["order_id"])
+    assert build_completed_orders(orders.iloc[:0], as_of).columns.tolist() == COMPLETED_COLUMNS
 
 
 def test_build_billable_orders_empty_and_no_exceptions(registry):
