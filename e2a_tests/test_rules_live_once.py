@@ -19,7 +19,7 @@ def business_vocabulary() -> set[str]:
         *(action for action, _ in exceptions.ACTIONS.values()), *orders.STATUSES, *sla.CLOCKS, *billing.COMPLETIONS,
         *statements.ADJUSTMENT_STATUSES, statements.RECALCULATION, *events.SOURCES, events.ACCEPTED, events.IGNORED,
         events.DEAD_LETTER_PENDING, events.DEAD_LETTER_REPLAYED, *exception_patterns.INSIGHT_KINDS,
-        *(label for _, label in operations.STATUS_LEVELS), operations.OVERALL,
+        *(label for _, label in operations.STATUS_LEVELS), operations.LOWEST_STATUS, operations.OVERALL,
         invoice_validation.AMOUNT_MISMATCH, invoice_validation.UNBILLABLE_ORDER, invoice_validation.MISSING_INVOICE,
     }  # fmt: skip
 

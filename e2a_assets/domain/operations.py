@@ -64,6 +64,7 @@ INDICATORS = {
     "runs_ok": ("runs_failed", False, "max_failed_runs"),
 }
 STATUS_LEVELS = ((0.9, "EXCELLENT"), (0.7, "GOOD"), (0.5, "FAIR"))
+LOWEST_STATUS = "POOR"
 
 SUMMARY_COLUMNS = [
     "tenant", "day", "orders_processed", "orders_completed", "completion_rate",
@@ -82,7 +83,7 @@ def status_for(score: float) -> str:
     for floor, label in STATUS_LEVELS:
         if score >= floor:
             return label
-    return "POOR"
+    return LOWEST_STATUS
 
 
 def _days(first: dt.date, last: dt.date) -> list[dt.date]:
@@ -252,6 +253,12 @@ def build_operations_summary(
     return frame.reset_index(drop=True)[SUMMARY_COLUMNS]
 
 
+def _levels_text() -> str:
+    """"EXCELLENT >= 90 % of indicators healthy, GOOD >= 70 %, FAIR >= 50 %" from STATUS_LEVELS."""
+    levels = [f"{label} >= {floor * 100:.0f} %" for floor, label in STATUS_LEVELS]
+    return ", ".join([levels[0] + " of indicators healthy", *levels[1:]])
+
+
 def _pct(value: float) -> str:
     return "n/a" if pd.isna(value) else f"{value:.1%}"
 
@@ -280,5 +287,5 @@ def summary_markdown(summary: pd.DataFrame, thresholds: HealthThresholds = DEFAU
     lines += ["", f"_Healthy when: fulfilment SLA >= {t.fulfilment_compliance:.0%}, delivery SLA >= "
               f"{t.delivery_compliance:.0%}, exception response >= {t.exception_response:.0%}, automation >= "
               f"{t.automation_success:.0%}, stalled <= {t.max_stalled_share:.0%}, failed runs <= {t.max_failed_runs}. "
-              "EXCELLENT >= 90 % of indicators healthy, GOOD >= 70 %, FAIR >= 50 %, else POOR._"]
+              f"{_levels_text()}, else {LOWEST_STATUS}._"]
     return "\n".join(lines)
