@@ -13,9 +13,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from e2a_assets.assets.common import single_run_asset
+from e2a_assets.assets.common import OPS, warehouse_assets
 from e2a_assets.definitions import build_definitions
 from e2a_assets.settings import PROJECT_ROOT, Settings
+from e2a_assets.warehouse import schema
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
 
@@ -112,8 +113,8 @@ def test_a_dropped_dependency_is_a_difference(defs):
     """sla_metrics without its `exceptions` input: the snapshot names exactly that edge."""
     original = _asset(defs, "sla_metrics")
 
-    @single_run_asset(name="sla_metrics", group_name="orders", partitions_def=original.partitions_def,
-                      deps=["order_sla"])
+    @warehouse_assets("orders", OPS)(schema.sla_metrics, name="sla_metrics", partitions_def=original.partitions_def,
+                                     deps=["order_sla"])
     def sla_metrics_without_exceptions() -> None: ...
 
     changed = graph_snapshot(_replace_asset(defs, sla_metrics_without_exceptions))
