@@ -55,10 +55,13 @@ def _bare_app():
 def _receiver_app(database_url: str, batch_window_ms: float, max_batch: int):
     from e2a_assets.domain.policies import TenantRegistry, default_policy
     from e2a_assets.warehouse.engine import make_engine
+    from e2a_assets.warehouse.migrate import upgrade
     from e2a_assets.webhooks.app import create_app
 
     registry = TenantRegistry((default_policy(TENANT, webhook_secret_dev=SECRET),))
-    return create_app(make_engine(database_url), registry, batch_window_ms=batch_window_ms, max_batch=max_batch)
+    engine = make_engine(database_url)
+    upgrade(engine)  # a scratch warehouse (safe when several workers start at once)
+    return create_app(engine, registry, batch_window_ms=batch_window_ms, max_batch=max_batch)
 
 
 def _serve(args: argparse.Namespace) -> None:

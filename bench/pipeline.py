@@ -31,6 +31,7 @@ from e2a_assets.intake.ingestor import Ingestor  # noqa: E402
 from e2a_assets.simulator.runner import ingest_deliveries  # noqa: E402
 from e2a_assets.simulator.traffic import generate  # noqa: E402
 from e2a_assets.warehouse.engine import make_engine, sqlite_url  # noqa: E402
+from e2a_assets.warehouse.migrate import upgrade  # noqa: E402
 from e2a_assets.intake.landing import cohort_events  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +62,7 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     url = args.database_url or sqlite_url(Path(tmp.name) / "bench.sqlite")
     engine = make_engine(url)
+    upgrade(engine)
     t0 = time.perf_counter()
     stats = ingest_deliveries(Ingestor(engine), deliveries, batch_size=1000)
     t_ingest = time.perf_counter() - t0

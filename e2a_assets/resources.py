@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from e2a_assets.domain.policies import TenantRegistry, load_registry
 from e2a_assets.warehouse.engine import make_engine
+from e2a_assets.warehouse.migrate import MigrationError, ensure_current
 
 AS_OF_TAG = "e2a/as_of"
 
@@ -21,8 +22,20 @@ class WarehouseResource(dg.ConfigurableResource):
     _engine: Engine | None = PrivateAttr(default=None)
 
     def get_engine(self) -> Engine:
+        """The engine, once the warehouse's schema is the head revision (checked once per process;
+        `WarehouseBehind` names `e2a db upgrade` otherwise)."""
         if self._engine is None:
-            self._engine = make_engine(self.database_url)
+            engine = make_engine(self.database_url)
+            try:
+                ensure_current(engine)
+            except MigrationError as exc:
+                engine.dispose()
+                # Not transient: the step fails at once with the one line, instead of retrying.
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
+            except BaseException:
+                engine.dispose()
+                raise
+            self._engine = engine
         return self._engine
 
     @property

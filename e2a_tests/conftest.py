@@ -1,4 +1,9 @@
-"""Shared fixtures: a warehouse URL on SQLite (per test) and on a throwaway Postgres database.
+"""Shared fixtures: a warehouse URL on SQLite (per test) and on a throwaway Postgres database,
+both at the head schema revision.
+
+Migrations run once per test session (per xdist worker): into a template SQLite file that each
+test gets a copy of, and into the session's Postgres database, whose tables are emptied
+(TRUNCATE) for each test that asks for `warehouse_url` or `postgres_warehouse_url`.
 
 `postgres_url` creates `e2a_test_<random>` on the server named by E2A_TEST_POSTGRES_ADMIN_URL
 (default postgresql://postgres@127.0.0.1:5432/postgres) once per test session (per xdist worker)
@@ -9,6 +14,8 @@ unless E2A_REQUIRE_POSTGRES=1, in which case they fail.
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +25,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from e2a_assets.warehouse.engine import sqlite_url as _sqlite_url
+from e2a_assets.warehouse.migrate import upgrade
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -27,10 +35,22 @@ def _admin_dsn(url: str) -> str:
     return url.replace("postgresql+psycopg2://", "postgresql://", 1).replace("postgres://", "postgresql://", 1)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite warehouse at the head revision, made once per session (per xdist worker)."""
+    path = tmp_path_factory.mktemp("template") / "warehouse.sqlite"
+    upgrade(_sqlite_url(path))
+    with sqlite3.connect(path) as conn:  # everything into the main file, so a plain copy is complete
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    """A fresh SQLite warehouse file for one test (the schema is created by `make_engine`)."""
-    return _sqlite_url(tmp_path / "warehouse.sqlite")
+def sqlite_url(tmp_path: Path, migrated_sqlite_template: Path) -> str:
+    """A fresh SQLite warehouse file for one test: a copy of the migrated template."""
+    target = tmp_path / "warehouse.sqlite"
+    shutil.copyfile(migrated_sqlite_template, target)
+    return _sqlite_url(target)
 
 
 @contextmanager
@@ -66,27 +86,44 @@ def throwaway_database(prefix: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """URL of an empty throwaway Postgres warehouse database, shared by the session (per xdist
-    worker) and dropped afterwards; tests that need empty tables use `warehouse_url`."""
+    """URL of a throwaway Postgres warehouse database at the head revision, shared by the session
+    (per xdist worker) and dropped afterwards; tests that need empty tables use
+    `postgres_warehouse_url` (or `warehouse_url`)."""
     with throwaway_database("e2a_test") as url:
+        upgrade(url)
         yield url
+
+
+def empty_tables(url: str) -> None:
+    """Delete every row of every warehouse table and restart their ids; the schema and its
+    revision stay. One TRUNCATE: much faster than dropping and creating the tables."""
+    from sqlalchemy import text
+
+    from e2a_assets.warehouse import schema
+    from e2a_assets.warehouse.engine import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            names = ", ".join(table.name for table in schema.metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def postgres_warehouse_url(postgres_url: str) -> str:
+    """The session's Postgres warehouse with empty tables (it is shared by the tests of one worker)."""
+    empty_tables(postgres_url)
+    return postgres_url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def warehouse_url(request) -> str:
-    """The same test on a SQLite warehouse and on the session's Postgres database, emptied first
-    (the Postgres database is shared by the tests of one worker)."""
+    """The same test on an empty SQLite warehouse and on the session's Postgres one, emptied first."""
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
-    from e2a_assets.warehouse import schema
-    from e2a_assets.warehouse.engine import make_engine
-
-    url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    schema.metadata.drop_all(engine)
-    schema.metadata.create_all(engine)
-    engine.dispose()
-    return url
+    return request.getfixturevalue("postgres_warehouse_url")
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from e2a_assets.cli.demo import materialize_range
 from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from e2a_assets.intake.ingestor import Ingestor
 from e2a_assets.settings import PROJECT_ROOT, Settings
-from e2a_assets.warehouse.engine import make_engine, sqlite_url
+from e2a_assets.warehouse.engine import make_engine
 from e2a_tests.conftest import throwaway_database
 from e2a_tests.factories import envelope_delivery, shopify_delivery, shopify_order
 
@@ -80,8 +80,8 @@ def _ticks(instance, name):
     return instance.get_ticks(state.instigator_origin_id, state.selector_id)
 
 
-def test_ticks_runs_and_backfills_are_stored_in_postgres(tmp_path, monkeypatch, instance_db_url):
-    warehouse_url = sqlite_url(tmp_path / "warehouse.sqlite")
+def test_ticks_runs_and_backfills_are_stored_in_postgres(tmp_path, monkeypatch, instance_db_url, sqlite_url):
+    warehouse_url = sqlite_url
     today = dt.date(2025, 8, 10)  # a fixed day: the daemon passes and the runs are told what "now" is
     yesterday = today - dt.timedelta(days=1)
     Ingestor(make_engine(warehouse_url)).ingest_many([

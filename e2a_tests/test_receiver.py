@@ -390,7 +390,7 @@ def test_healthz_and_readyz(receiver: Receiver):
 
 
 def test_readyz_is_503_when_warehouse_is_unreachable_but_healthz_stays_200():
-    engine = make_engine(f"postgresql://postgres@127.0.0.1:{_closed_port()}/e2a", create=False)
+    engine = make_engine(f"postgresql://postgres@127.0.0.1:{_closed_port()}/e2a")
     with running_server(create_app(engine, REGISTRY)) as base_url, httpx.Client(base_url=base_url) as client:
         assert client.get("/healthz").status_code == 200
         ready = client.get("/readyz")

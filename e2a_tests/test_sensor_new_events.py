@@ -97,13 +97,11 @@ def _raw_event(event_id, order_id, day):
     return row
 
 
-def test_out_of_order_commit_visibility_on_postgres(postgres_url, tmp_path):
+def test_out_of_order_commit_visibility_on_postgres(postgres_warehouse_url, tmp_path):
     """Receiver A takes id n and commits late; B takes n+1 and commits first. The sensor must not
     step past A's row before it is visible, and must register both exactly once."""
-    engine = make_engine(postgres_url)
-    schema.metadata.drop_all(engine)
-    schema.metadata.create_all(engine)
-    defs = build_definitions(settings_for(postgres_url, tmp_path))
+    engine = make_engine(postgres_warehouse_url)
+    defs = build_definitions(settings_for(postgres_warehouse_url, tmp_path))
     with dg.instance_for_test() as instance:
         slow = engine.connect()
         slow_tx = slow.begin()
@@ -134,9 +132,11 @@ def test_a_recreated_event_log_is_read_again_from_the_start(sqlite_url, tmp_path
     with dg.instance_for_test() as instance:
         first, cursor = evaluate(defs, instance)
         assert json.loads(cursor)["id"] == 5
-        # The warehouse is restored from an older backup: two events only, ids restart at 1.
-        schema.metadata.drop_all(engine)
-        schema.metadata.create_all(engine)
+        # The warehouse is restored from an older backup: two events only, ids restart at 1
+        # (SQLite reuses ids from the largest one left, here none).
+        with engine.begin() as conn:
+            for table in reversed(schema.metadata.sorted_tables):
+                conn.execute(table.delete())
         Ingestor(engine).ingest_many([
             shopify_delivery("demo-3pl", "orders/create", shopify_order(9, "2025-08-01T08:00:00Z"), "s9"),
             shopify_delivery("demo-3pl", "orders/create", shopify_order(8, "2025-08-02T08:00:00Z"), "s8"),

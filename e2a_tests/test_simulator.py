@@ -329,8 +329,8 @@ def test_last_days_are_still_in_flight(large, canonical):
 # ------------------------------------------------------------------------------ ingestion
 
 
-def test_ingest_into_sqlite_stores_unique_events_and_counts_duplicates(tmp_path, registry, small):
-    engine = make_engine(f"sqlite:///{tmp_path}/w.sqlite")
+def test_ingest_into_sqlite_stores_unique_events_and_counts_duplicates(sqlite_url, registry, small):
+    engine = make_engine(sqlite_url)
     progress = []
     stats = ingest_deliveries(Ingestor(engine), small, batch_size=97, on_progress=progress.append)
     unique = sum(not d.duplicate for d in small)
@@ -349,8 +349,8 @@ def test_ingest_into_sqlite_stores_unique_events_and_counts_duplicates(tmp_path,
     assert again.stored == 0 and again.duplicate == len(small)
 
 
-def test_ingest_with_simulated_clock(tmp_path, small):
-    engine = make_engine(f"sqlite:///{tmp_path}/w.sqlite")
+def test_ingest_with_simulated_clock(sqlite_url, small):
+    engine = make_engine(sqlite_url)
     subset = small[:50]
     ingest_deliveries(Ingestor(engine), subset, batch_size=10, simulated_clock=True)
     with engine.connect() as conn:

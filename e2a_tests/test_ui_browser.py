@@ -73,13 +73,13 @@ def _demo_instance(tmp: Path, env: dict[str, str]) -> None:
     from e2a_assets.intake.ingestor import Ingestor
     from e2a_assets.simulator.runner import ingest_deliveries
     from e2a_assets.simulator.traffic import generate
-    from e2a_assets.warehouse.engine import make_engine
+    from e2a_assets.cli.db import prepared_warehouse
 
     settings = Settings.from_env(env)
     today = dt.datetime.now(dt.timezone.utc).date()
     first, last = today - dt.timedelta(days=2), today - dt.timedelta(days=1)
     deliveries = generate(list(settings.registry().policies[:2]), 2, 8, 7, first)
-    ingest_deliveries(Ingestor(make_engine(settings.database_url)), deliveries)
+    ingest_deliveries(Ingestor(prepared_warehouse(settings)), deliveries)  # the default warehouse, migrated
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     try:
         materialize_range(instance, build_definitions(settings), "full_operations_job", first.isoformat(),

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from e2a_assets.cli.db import prepared_warehouse
 from e2a_assets.intake.ingestor import Ingestor
 from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from e2a_assets.resources import AS_OF_TAG
@@ -108,12 +109,13 @@ def run_demo(settings: Settings, *, days: int, orders_per_day: int, seed: int, e
     registry = settings.registry()
     tenants = list(registry.policies[:2])
 
+    engine = prepared_warehouse(settings)
     echo(f"Simulating {len(tenants)} tenants x {days} days x {orders_per_day} orders/day from {first} ...")
     deliveries = generate(tenants, days, orders_per_day, seed, first)
     with Progress() as progress:
         task = progress.add_task("ingesting", total=len(deliveries))
         stats = ingest_deliveries(
-            Ingestor(make_engine(settings.database_url)), deliveries, on_progress=lambda done: progress.update(task, completed=done)
+            Ingestor(engine), deliveries, on_progress=lambda done: progress.update(task, completed=done)
         )
     echo(f"  {stats.stored} events stored, {stats.duplicate} duplicates, {stats.dead_letter} dead letters")
     if stats.duplicate and stats.stored == 0:

@@ -1,4 +1,5 @@
-"""The `e2a` command: demo, simulate, serve, up, status, replay dead letters, invoices, open the UI.
+"""The `e2a` command: demo, simulate, serve, up, status, replay dead letters, invoices, open the UI,
+and the warehouse schema (`e2a db`).
 
 Bad arguments and configuration problems end with one line on stderr and a non-zero exit code,
 never a traceback.
@@ -15,7 +16,9 @@ import click
 from sqlalchemy import exc as sa_exc
 
 from e2a_assets.domain.policies import PolicyError
+from e2a_assets.cli.db import db, prepared_warehouse
 from e2a_assets.cli.instance import E2AError, dagster_home, prepared_dagster_home
+from e2a_assets.warehouse.migrate import MigrationError
 from e2a_assets.settings import PROJECT_ROOT, Settings
 
 
@@ -80,7 +83,6 @@ def simulate(tenant_count: int, days: int, orders_per_day: int, seed: int, start
     from e2a_assets.intake.ingestor import Ingestor
     from e2a_assets.simulator.runner import ReceiverUnreachable, ingest_deliveries, send_live
     from e2a_assets.simulator.traffic import generate
-    from e2a_assets.warehouse.engine import make_engine
     from rich.progress import Progress
 
     settings = _settings()
@@ -88,6 +90,7 @@ def simulate(tenant_count: int, days: int, orders_per_day: int, seed: int, start
     if live:
         live = _reachable_receiver(live)
     deliveries = generate(_tenants(settings, tenant_count), days, orders_per_day, seed, first)
+    engine = None if live else prepared_warehouse(settings)
     with Progress(transient=False) as progress:
         task = progress.add_task("delivering" if live else "ingesting", total=len(deliveries))
         advance = lambda done: progress.update(task, completed=done)  # noqa: E731
@@ -98,7 +101,7 @@ def simulate(tenant_count: int, days: int, orders_per_day: int, seed: int, start
                 raise E2AError(f"--live: {exc}") from None
             click.echo(f"sent {len(deliveries)} deliveries to {live}: {stats}")
             return
-        stats = ingest_deliveries(Ingestor(make_engine(settings.database_url)), deliveries, on_progress=advance)
+        stats = ingest_deliveries(Ingestor(engine), deliveries, on_progress=advance)
     click.echo(
         f"simulated {tenant_count} tenant(s) x {days} day(s) from {first}: {stats.total} deliveries, "
         f"{stats.stored} stored, {stats.duplicate} duplicates, {stats.ignored} ignored, {stats.dead_letter} dead letters"
@@ -131,7 +134,9 @@ def serve(host: str, port: int, log_level: str, workers: int) -> None:
     """Run the signed webhook receiver (Shopify, WMS, carrier)."""
     from e2a_assets.webhooks.server import serve as run_server
 
-    run_server(_settings(), host=host, port=port, log_level=log_level, workers=workers)
+    settings = _settings()
+    prepared_warehouse(settings).dispose()
+    run_server(settings, host=host, port=port, log_level=log_level, workers=workers)
 
 
 @cli.command()
@@ -156,6 +161,7 @@ def up(host: str, port: int, ui_port: int, with_traffic: bool, rate: float) -> N
     signal.signal(signal.SIGTERM, _stop)
     settings = _settings()
     settings.registry()  # fail fast, in one line, on a bad tenant file
+    prepared_warehouse(settings).dispose()  # before any process starts: migrated, or refused in one line
     home = prepared_dagster_home(settings)
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -210,6 +216,10 @@ def status(as_json: bool) -> None:
     from e2a_assets.cli.status import collect_status
 
     settings = _settings()
+    try:
+        prepared_warehouse(settings).dispose()
+    except sa_exc.SQLAlchemyError:
+        pass  # not reachable or not a usable URL: the readiness table below says so
     prepared_dagster_home(settings)
     registry = settings.registry()
     with dg.DagsterInstance.get() as instance:
@@ -260,12 +270,11 @@ def _print_status(report, registry) -> None:  # noqa: ANN001
 def replay_dead_letters_command(tenant: str | None, limit: int | None) -> None:
     """Re-run dead letters through validation and dedupe once their cause is fixed."""
     from e2a_assets.intake.ingestor import replay_dead_letters
-    from e2a_assets.warehouse.engine import make_engine
 
     settings = _settings()
     if tenant and settings.registry().get(tenant) is None:
         raise E2AError(f"--tenant {tenant}: unknown tenant (known: {', '.join(settings.registry().tenants)})")
-    report = replay_dead_letters(make_engine(settings.database_url), tenant=tenant, limit=limit)
+    report = replay_dead_letters(prepared_warehouse(settings), tenant=tenant, limit=limit)
     for letter_id, reason in report.failures[:20]:
         click.echo(f"  dead letter {letter_id}: still failing: {reason}")
     click.echo(f"replayed {report.replayed}, still failing {report.still_failing}")
@@ -275,7 +284,9 @@ def replay_dead_letters_command(tenant: str | None, limit: int | None) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
 def ui(port: int) -> None:
     """Open the Dagster UI (webserver + daemon) on the project's instance."""
-    home = prepared_dagster_home(_settings())
+    settings = _settings()
+    prepared_warehouse(settings).dispose()  # the code location only checks the revision
+    home = prepared_dagster_home(settings)
     dagster = Path(sys.executable).with_name("dagster")
     args = [str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]
     click.echo(f"DAGSTER_HOME={home}\nDagster UI on http://127.0.0.1:{port}")
@@ -285,6 +296,9 @@ def ui(port: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.execv(args[0], args)
+
+
+cli.add_command(db)
 
 
 @cli.group()
@@ -300,7 +314,6 @@ def export_invoices(tenant: str, month: str, output: str | None) -> None:
     """Export a tenant's invoices of one month as CSV (one row per invoice, with adjustments)."""
     from e2a_assets.documents.exports import export_month_csv
     from e2a_assets.documents.formatting import parse_month
-    from e2a_assets.warehouse.engine import make_engine
 
     try:
         parse_month(month)
@@ -309,7 +322,7 @@ def export_invoices(tenant: str, month: str, output: str | None) -> None:
     settings = _settings()
     if settings.registry().get(tenant) is None:
         raise E2AError(f"--tenant {tenant}: unknown tenant (known: {', '.join(settings.registry().tenants)})")
-    text = export_month_csv(make_engine(settings.database_url), tenant, month)
+    text = export_month_csv(prepared_warehouse(settings), tenant, month)
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {max(text.count(chr(10)) - 1, 0)} invoice(s) to {output}", err=True)
@@ -323,10 +336,9 @@ def export_invoices(tenant: str, month: str, output: str | None) -> None:
 @click.option("--reviewer", default=lambda: _settings().operator, show_default="$USER")
 def review_adjustment_command(adjustment_id: str, approve: bool, reviewer: str) -> None:
     """Approve or reject an adjustment that is PENDING_REVIEW."""
-    from e2a_assets.warehouse.engine import make_engine
     from e2a_assets.warehouse.ledger import review_adjustment
 
-    engine = make_engine(_settings().database_url)
+    engine = prepared_warehouse(_settings())
     if not review_adjustment(engine, adjustment_id, approve, reviewer, dt.datetime.now(dt.timezone.utc)):
         raise E2AError(f"{adjustment_id}: no adjustment pending review with that id")
     click.echo(f"{adjustment_id}: {'APPROVED' if approve else 'REJECTED'} by {reviewer}")
@@ -358,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         click.echo(f"e2a: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
-    except PolicyError as exc:
+    except (PolicyError, MigrationError) as exc:
         click.echo(f"e2a: {exc}", err=True)
         sys.exit(1)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:

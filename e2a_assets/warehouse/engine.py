@@ -7,8 +7,6 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from e2a_assets.warehouse.schema import metadata
-
 
 def normalise_url(url: str) -> str:
     """Accept `postgres://` and bare `postgresql://` (psycopg2 is the installed driver)."""
@@ -23,8 +21,9 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{Path(path).resolve()}"
 
 
-def make_engine(url: str, *, create: bool = True, pool_size: int = 5) -> Engine:
-    """Engine for the warehouse URL; with `create`, the schema is created when missing."""
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """Engine for the warehouse URL. It only connects: the schema is made and changed by the
+    migrations (`e2a db upgrade`, warehouse/migrate.py)."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -44,8 +43,6 @@ def make_engine(url: str, *, create: bool = True, pool_size: int = 5) -> Engine:
 
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
-    if create:
-        metadata.create_all(engine)
     return engine
 
 

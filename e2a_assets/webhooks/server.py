@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 
 from e2a_assets.settings import Settings
 from e2a_assets.warehouse.engine import make_engine
+from e2a_assets.warehouse.migrate import ensure_current
 from e2a_assets.webhooks.app import create_app
 
 logger = logging.getLogger("e2a.receiver")
@@ -42,7 +43,19 @@ def app_from_env() -> Starlette:
     """The receiver app for one worker process (`e2a serve --workers N`): each worker reads the
     settings and opens its own connection pool."""
     settings = Settings.from_env()
-    return create_app(make_engine(settings.database_url), settings.registry())
+    return create_app(_checked_engine(settings.database_url), settings.registry())
+
+
+def _checked_engine(database_url: str):  # noqa: ANN202
+    """The warehouse engine, once the warehouse answers and its schema is the head revision
+    (else `WarehouseBehind`: the receiver does not take deliveries it cannot store)."""
+    engine = make_engine(database_url)
+    try:
+        ensure_current(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
@@ -54,9 +67,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_lev
                    server_header=False)
     registry = settings.registry()
     _warn_about_secrets(registry)
-    # Reach the warehouse (and create its schema) before taking traffic: a wrong DATABASE_URL or a
-    # warehouse that is down ends here with one line, not in a traceback per worker.
-    engine = make_engine(settings.database_url)
+    # Reach the warehouse and check its schema revision before taking traffic: a wrong DATABASE_URL,
+    # a warehouse that is down or not migrated ends here with one line, not in a traceback per worker.
+    engine = _checked_engine(settings.database_url)
     if workers > 1:
         engine.dispose()
         uvicorn.run("e2a_assets.webhooks.server:app_from_env", factory=True, workers=workers, **options)

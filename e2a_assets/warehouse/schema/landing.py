@@ -8,7 +8,6 @@ table: the log's accepted events of each cohort day.
 from __future__ import annotations
 
 from sqlalchemy import (
-    DDL,
     BigInteger,
     Column,
     Date,
@@ -19,7 +18,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    event,
 )
 
 from e2a_assets.warehouse.schema.base import TS, BigId, event_columns, metadata
@@ -32,20 +30,14 @@ event_log = Table(
     Column("topic", String(128), nullable=False),
     Column("status", String(16), nullable=False),  # accepted | ignored
     Column("payload", Text, nullable=False),
-    # Postgres: id of the inserting transaction (see warehouse/event_cursor.py). SQLite: unused.
+    # Postgres: id of the inserting transaction, by the column default `txid_current()` that the
+    # baseline migration sets (see warehouse/event_cursor.py). SQLite: unused.
     Column("commit_seq", BigInteger),
     UniqueConstraint("tenant", "source", "event_id", name="uq_event_log_key"),
     Index("ix_event_log_order", "tenant", "order_id"),
     Index("ix_event_log_occurred", "occurred_at"),
     Index("ix_event_log_created", "order_created_at"),
     Index("ix_event_log_commit_seq", "commit_seq", "id"),
-)
-# Every row records the transaction that wrote it, so readers can tell which rows can no longer
-# be joined by an earlier-numbered row still in flight (concurrent receivers).
-event.listen(
-    event_log,
-    "after_create",
-    DDL("ALTER TABLE event_log ALTER COLUMN commit_seq SET DEFAULT txid_current()").execute_if(dialect="postgresql"),
 )
 
 dead_letters = Table(
