@@ -173,9 +173,12 @@ def _adopt_if_made_before_migrations(engine: Engine, conn: Connection) -> bool:
     checking they are the baseline's tables; never touches a row. False when there is nothing to adopt."""
     from alembic import command
 
-    expected = _baseline_columns()
     inspector = inspect(conn)
-    present = set(inspector.get_table_names()) & set(expected)
+    existing = set(inspector.get_table_names())
+    if not existing:  # an empty database: nothing to adopt, no need to know the baseline
+        return False
+    expected = _baseline_columns()
+    present = existing & set(expected)
     if not present:
         return False
     problems = [f"table {table} missing" for table in sorted(set(expected) - present)]
