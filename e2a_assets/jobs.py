@@ -23,6 +23,11 @@ def build_jobs(assets: Sequence[dg.AssetsDefinition], cadences: Sequence[Cadence
     partitioning of a job follows from its assets."""
     jobs = []
     for cadence in cadences:
+        if cadence.checks:
+            checks = [dg.AssetCheckKey(dg.AssetKey(c.split(":")[0]), c.split(":")[1]) for c in cadence.checks]
+            jobs.append(dg.define_asset_job(cadence.job, selection=dg.AssetSelection.checks(*checks),
+                                            description=cadence.job_description))
+            continue
         keys = selected_keys(cadence, assets)
         if keys:
             jobs.append(dg.define_asset_job(cadence.job, selection=dg.AssetSelection.assets(*keys),

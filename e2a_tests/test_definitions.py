@@ -50,7 +50,7 @@ def test_the_code_location_loads(defs):
     dg.Definitions.validate_loadable(loaded)
     assert {j.name for j in loaded.resolve_all_job_defs()} - {"__ASSET_JOB"} == {
         "order_processing_job", "exception_management_job", "billing_job", "full_operations_job",
-        "operations_summary_job", "monthly_statements_job"}
+        "operations_summary_job", "monthly_statements_job", "ledger_audit_job"}
     assert {s.name for s in loaded.schedules} == {
         "order_processing_schedule", "exception_management_schedule", "billing_schedule",
         "operations_summary_schedule", "monthly_statements_schedule"}

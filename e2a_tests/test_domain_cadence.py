@@ -45,7 +45,7 @@ def test_the_table_names_every_job_and_schedule_once():
     jobs = [c.job for c in CADENCES]
     schedules = [c.schedule for c in CADENCES if c.schedule]
     assert jobs == ["order_processing_job", "exception_management_job", "billing_job", "full_operations_job",
-                    "operations_summary_job", "monthly_statements_job"]
+                    "operations_summary_job", "monthly_statements_job", "ledger_audit_job"]
     assert schedules == ["order_processing_schedule", "exception_management_schedule", "billing_schedule",
                          "operations_summary_schedule", "monthly_statements_schedule"]
     assert [c.job for c in CADENCES if c.partitions == cadence.MONTHLY] == ["monthly_statements_job"]

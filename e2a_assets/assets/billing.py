@@ -25,9 +25,10 @@ from e2a_assets.domain.statements import (
 )
 from e2a_assets.partitions import monthly_partitions, partition_days
 from e2a_assets.resources import ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
+from e2a_assets.services import billing_reads as reads
 from e2a_assets.services.billing import recompute_billable
 from e2a_assets.warehouse import ledger, schema
-from e2a_assets.warehouse.frames import read_days, read_table, replace_partition
+from e2a_assets.warehouse.frames import read_days, replace_partition
 
 billing_asset = warehouse_assets("billing", FINANCE)
 # completed_orders is where billing starts, but it belongs to the operations team's orders group.
@@ -183,12 +184,13 @@ def billing_report(
     first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    book = read_table(engine, schema.invoices, [schema.invoices.c.invoice_date <= last])
-    held = read_table(engine, schema.billable_orders, [schema.billable_orders.c.held.is_(True),
-                                                       schema.billable_orders.c.invoice_date <= last])  # fmt: skip
-    adjustments = read_table(engine, schema.invoice_adjustments)
+    # Rows of the run's days only; the ledger before them enters as per-tenant SQL aggregates.
+    book = reads.invoices_dated(engine, first, last)
+    held = reads.held_backlog(engine, last)
+    adjustments = reads.adjustments_for_report(engine, first, last, book)
+    earlier = reads.ledger_states(engine, as_of, before=first)
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-    parts = [build_billing_report(book, held, adjustments, as_of, day) for day in days]
+    parts = [build_billing_report(book, held, adjustments, as_of, day, earlier) for day in days]
     frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
     replace_partition(engine, schema.billing_report, frame, "day", first, last)
     return dg.MaterializeResult(
@@ -234,9 +236,13 @@ def monthly_statements(
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
     registry = tenant_registry.get_registry()
-    book = read_table(engine, schema.invoices)  # overdue looks at every month
-    adjustments = read_table(engine, schema.invoice_adjustments)
-    parts = [build_monthly_statements(book, adjustments, registry, month, as_of) for month in _months(first, last)]
+    # The months' invoices and adjustments; what is overdue (any month) comes as a SQL aggregate.
+    book = reads.invoices_dated(engine, first, last)
+    adjustments = reads.adjustments_dated(engine, first, last)
+    overdue = reads.ledger_states(engine, as_of)[["tenant", "invoices_overdue", "overdue_cents"]]
+    tenants = reads.invoiced_tenants(engine)
+    parts = [build_monthly_statements(book, adjustments, registry, month, as_of, tenants, overdue)
+             for month in _months(first, last)]  # fmt: skip
     frame = pd.concat(parts, ignore_index=True)
     replace_partition(engine, schema.monthly_statements, frame, "month_start", first, last)
     return dg.MaterializeResult(

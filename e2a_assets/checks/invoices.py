@@ -5,8 +5,10 @@ ERROR) stops the downstream billing assets of that run (`billing_report`) and li
 invoices in its metadata (count + markdown table).
 
 Scope, chosen per rule:
-- numbering, due dates, non-negative amounts: the **whole ledger** (cheap reads of the invoice
-  table; a gap or a duplicate is a property of a whole tenant-month, whatever day touched it);
+- numbering, due dates, non-negative amounts: the **tenant-months the run touched** (the
+  tenant + invoice_month of the invoices of the run's cohort days; a gap or a duplicate is a
+  property of a whole tenant-month, whatever day touched it). A run with no partition - the
+  explicitly launched `ledger_audit_job` - audits the whole ledger with the same functions;
 - amounts vs recomputation and coverage: the **run's cohort days** (partition or backfill range),
   because they re-price orders from the source events; a run with no partition (a check launched
   on its own) evaluates every day of the ledger.
@@ -30,8 +32,8 @@ from e2a_assets.domain.statements import PENDING_REVIEW
 from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.services.billing import recompute_billable
-from e2a_assets.warehouse import ledger, schema
-from e2a_assets.warehouse.frames import read_table
+from e2a_assets.services.ledger_scope import invoices_of_months, lines_of, touched_months
+from e2a_assets.warehouse import ledger
 
 SHOWN_ROWS = 50
 RANGE_START, RANGE_END, PARTITION = RANGE_START_TAG, RANGE_END_TAG, "dagster/partition"
@@ -112,10 +114,19 @@ def invoice_amounts_match_events(
     )  # fmt: skip
 
 
+def _scope(context: dg.AssetCheckExecutionContext, engine) -> list[tuple[str, str]] | None:
+    """The (tenant, invoice_month) pairs of the run's invoices; None (whole ledger) without a partition."""
+    days = run_days(context)
+    if days is None:
+        return None
+    return touched_months(ledger.read_invoices(engine, first=days[0], last=days[1]))
+
+
 @dg.asset_check(**CHECK, description="Invoice numbers are well-formed, unique and gapless per tenant "
-                "and month (whole ledger).")  # fmt: skip
-def invoice_numbers_unique_and_gapless(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    book = read_table(warehouse.get_engine(), schema.invoices, columns=["tenant", "order_id", "invoice_number", "invoice_date"])
+                "and month (the tenant-months the run touched; whole ledger in ledger_audit_job).")  # fmt: skip
+def invoice_numbers_unique_and_gapless(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    engine = warehouse.get_engine()
+    book = invoices_of_months(engine, _scope(context, engine), ["tenant", "order_id", "invoice_number", "invoice_date"])
     offenders = validate_invoice_numbers(book)
     return _result(offenders, ["invoice_number", "tenant", "order_id", "problem"],
                    {"invoices_checked": dg.MetadataValue.int(len(book))})  # fmt: skip
@@ -145,20 +156,27 @@ def one_invoice_per_billable_order(
                     "billable_orders": dg.MetadataValue.int(int(billable["billable"].sum()) if len(billable) else 0)})  # fmt: skip
 
 
-@dg.asset_check(**CHECK, description="due_date = invoice_date + payment terms (whole ledger).")
-def invoice_due_dates(warehouse: WarehouseResource, tenant_registry: TenantRegistryResource) -> dg.AssetCheckResult:
-    book = read_table(warehouse.get_engine(), schema.invoices,
-                      columns=["tenant", "order_id", "invoice_number", "invoice_date", "due_date", "payment_terms_days"])  # fmt: skip
+@dg.asset_check(**CHECK, description="due_date = invoice_date + payment terms (the tenant-months the run "
+                "touched; whole ledger in ledger_audit_job).")  # fmt: skip
+def invoice_due_dates(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, tenant_registry: TenantRegistryResource
+) -> dg.AssetCheckResult:
+    engine = warehouse.get_engine()
+    book = invoices_of_months(engine, _scope(context, engine),
+                              ["tenant", "order_id", "invoice_number", "invoice_date", "due_date", "payment_terms_days"])  # fmt: skip
     offenders = validate_due_dates(book, tenant_registry.get_registry())
     return _result(offenders, ["invoice_number", "tenant", "order_id", "invoice_date", "due_date", "expected_due_date"],
                    {"invoices_checked": dg.MetadataValue.int(len(book))})  # fmt: skip
 
 
-@dg.asset_check(**CHECK, description="Invoice amounts and line amounts are >= 0 (whole ledger).")
-def invoice_amounts_non_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+@dg.asset_check(**CHECK, description="Invoice amounts and line amounts are >= 0 (the tenant-months the "
+                "run touched; whole ledger in ledger_audit_job).")  # fmt: skip
+def invoice_amounts_non_negative(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     engine = warehouse.get_engine()
-    book = read_table(engine, schema.invoices, columns=["tenant", "order_id", "invoice_number", "amount_cents"])
-    lines = read_table(engine, schema.invoice_lines, columns=["tenant", "order_id", "invoice_number", "kind", "amount_cents"])
+    keys = _scope(context, engine)
+    book = invoices_of_months(engine, keys, ["tenant", "order_id", "invoice_number", "amount_cents"])
+    lines = lines_of(engine, None if keys is None else list(book["invoice_number"]),
+                     ["tenant", "order_id", "invoice_number", "kind", "amount_cents"])
     offenders = validate_amounts_non_negative(book, lines.drop(columns="invoice_number"))
     # Lines come back without their number from the domain function: put it back for the table.
     if len(offenders) and offenders["invoice_number"].isna().any():

@@ -80,6 +80,9 @@ class Cadence:
     # The schedule's time zone; None is the default tenant's.
     timezone: str | None = None
     targets: str = CHANGING_DAYS
+    # Asset checks ("asset:check") the job runs on their own, without materialising anything and
+    # without a partition: the checks then judge the whole ledger instead of the run's days.
+    checks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.schedule is None) != (self.cron is None):
@@ -135,5 +138,13 @@ CADENCES: tuple[Cadence, ...] = (
         schedule="monthly_statements_schedule", cron="30 4 1 * *",
         schedule_description="1st of the month 04:30: statements of the month that just ended.",
         targets=PREVIOUS_MONTH,
+    ),
+    Cadence(
+        job="ledger_audit_job",
+        job_description="Whole-ledger audit, launched by hand: invoice numbers unique and gapless, due dates "
+                        "and non-negative amounts over every tenant-month (routine runs check only the "
+                        "tenant-months they touched).",
+        checks=("invoices:invoice_numbers_unique_and_gapless", "invoices:invoice_due_dates",
+                "invoices:invoice_amounts_non_negative"),
     ),
 )

@@ -8,6 +8,7 @@ is not applied until a reviewer sets it to APPROVED (applied) or REJECTED (not a
 from __future__ import annotations
 
 from datetime import date
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -179,9 +180,16 @@ def build_monthly_statements(
     policies: TenantRegistry | pd.DataFrame | None,
     month_start: date,
     as_of: pd.Timestamp,
+    tenants: Iterable[str] = (),
+    overdue: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One statement per tenant (every registry tenant, plus any tenant with invoices) for the
     month starting `month_start`, columns `STATEMENT_COLUMNS`.
+
+    A caller that passes only the month's invoices and adjustments gives the other invoiced
+    `tenants` and the ledger-wide `overdue` per tenant (tenant, invoices_overdue, overdue_cents,
+    as `services/billing_reads.py::ledger_states` computes them); with the whole ledger passed,
+    both are computed here (the reference).
 
     Month's invoices: invoice_date in the month and <= as_of date. Volume discount tier by their
     count, floor(gross × rate); minimum monthly fee top-up on gross − discount; adjustments =
@@ -199,7 +207,7 @@ def build_monthly_statements(
 
     tenants = sorted(set(policies.tenants if isinstance(policies, TenantRegistry) else [])
                      | set(policies["tenant"] if isinstance(policies, pd.DataFrame) else [])
-                     | set(inv["tenant"]))  # fmt: skip
+                     | set(inv["tenant"]) | set(tenants))  # fmt: skip
     st = pd.DataFrame({"tenant": tenants})
     day = as_dates(inv["invoice_date"])
     in_month = inv[((day >= start) & (day < end) & (day <= as_of_day)).to_numpy()]
@@ -227,9 +235,12 @@ def build_monthly_statements(
     st["pending_review_cents"] = as_int(st["tenant"].map(pending))
     st["net_due_cents"] = st["gross_cents"] - st["discount_cents"] + st["minimum_top_up_cents"] + st["adjustments_cents"]
 
-    overdue = inv[_overdue_mask(inv, as_of)] if len(inv) else inv
-    owed = overdue.assign(_owed=_with_applied_adjustments(overdue, adjustments, as_of)) if len(overdue) else overdue.assign(_owed=0)
-    by_tenant = owed.groupby("tenant")["_owed"].agg(["size", "sum"])
+    if overdue is not None:
+        by_tenant = overdue.set_index("tenant").rename(columns={"invoices_overdue": "size", "overdue_cents": "sum"})
+    else:
+        late = inv[_overdue_mask(inv, as_of)] if len(inv) else inv
+        owed = late.assign(_owed=_with_applied_adjustments(late, adjustments, as_of)) if len(late) else late.assign(_owed=0)
+        by_tenant = owed.groupby("tenant")["_owed"].agg(["size", "sum"])
     st["overdue_invoices"] = as_int(st["tenant"].map(by_tenant["size"]))
     st["overdue_cents"] = as_int(st["tenant"].map(by_tenant["sum"]))
     st["month"] = start.strftime("%Y%m")
@@ -260,8 +271,14 @@ def build_billing_report(
     adjustments: pd.DataFrame | None,
     as_of: pd.Timestamp,
     day: date,
+    earlier: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per tenant for `day` (columns `REPORT_COLUMNS`).
+
+    `earlier` (tenant, invoices_open, invoices_overdue, invoices_paid, overdue_cents, as
+    `services/billing_reads.py::ledger_states` computes them) stands for the invoices issued
+    before the ones passed in `invoices`: its counts and overdue amount are added to the status
+    breakdown. Passing every invoice and no `earlier` is the reference computation.
 
     Issued: invoices with invoice_date == day. Held: orders of `billable` held at as_of whose
     invoice_date <= day (the backlog), `hold_reasons` as "CODE:count" and held_cents when
@@ -275,7 +292,9 @@ def build_billing_report(
     bil = billable if billable is not None else pd.DataFrame(columns=["tenant", "order_id", "invoice_date", "held", "hold_reasons"])
     adj = reviewed_as_of(adjustments, as_of) if adjustments is not None and len(adjustments) else \
         _empty_adjustments().assign(adjustment_date=None)
-    tenants = sorted(set(inv["tenant"]) | set(bil["tenant"]) | set(adj["tenant"]))
+    before = earlier.set_index("tenant") if earlier is not None else pd.DataFrame(
+        columns=["invoices_open", "invoices_overdue", "invoices_paid", "overdue_cents"])
+    tenants = sorted(set(inv["tenant"]) | set(bil["tenant"]) | set(adj["tenant"]) | set(before.index))
     rep = pd.DataFrame({"tenant": tenants})
     m = lambda s: as_int(rep["tenant"].map(s))  # noqa: E731  (per-tenant count/sum, 0 when none)
 
@@ -308,11 +327,11 @@ def build_billing_report(
     book["state"] = np.select([paid.to_numpy(), overdue.to_numpy()], ["paid", "overdue"], default="open")
     states = book.groupby(["tenant", "state"]).size().rename("n").reset_index()
     for state in ("open", "overdue", "paid"):
-        rep[f"invoices_{state}"] = m(states[states["state"] == state].set_index("tenant")["n"])
+        rep[f"invoices_{state}"] = m(states[states["state"] == state].set_index("tenant")["n"]) + m(before[f"invoices_{state}"])
     rep["status_breakdown"] = "open:" + rep["invoices_open"].astype(str) + ",overdue:" + rep["invoices_overdue"].astype(str) + ",paid:" + rep["invoices_paid"].astype(str)
     late = book[book["state"] == "overdue"]
     owed = _with_applied_adjustments(late, adjustments, as_of) if len(late) else pd.Series(dtype=np.int64)
-    rep["overdue_cents"] = m(owed.groupby(late["tenant"]).sum() if len(late) else pd.Series(dtype=np.int64))
+    rep["overdue_cents"] = m(owed.groupby(late["tenant"]).sum() if len(late) else pd.Series(dtype=np.int64)) + m(before["overdue_cents"])
     rep["day"] = the_day.date()
     rep["as_of"] = as_of
     return rep[REPORT_COLUMNS]

@@ -46,6 +46,8 @@ billable_orders = Table(
     Column("as_of", TS, nullable=False),
     UniqueConstraint("tenant", "order_id", name="uq_billable_orders_order"),
     Index("ix_billable_orders_day", "cohort_day", "tenant"),
+    # The daily report's held backlog (held orders up to a day) without scanning every order.
+    Index("ix_billable_orders_held", "held", "invoice_date"),
 )
 
 invoices = Table(
@@ -129,6 +131,8 @@ invoice_adjustments = Table(
     UniqueConstraint("adjustment_id", name="uq_invoice_adjustments_id"),
     Index("ix_invoice_adjustments_invoice", "tenant", "invoice_number"),
     Index("ix_invoice_adjustments_day", "cohort_day", "tenant"),
+    # The daily report's and the monthly statement's adjustments of their days / month.
+    Index("ix_invoice_adjustments_date", "adjustment_date", "tenant"),
 )
 
 monthly_statements = Table(

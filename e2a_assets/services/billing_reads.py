@@ -1,0 +1,101 @@
+"""What the daily billing report and the monthly statements read (ARCHITECTURE principle 6).
+
+Rows come from indexed ranges only: the invoices issued on the report's days or in the statement's
+month, the adjustments dated on those days (or of those invoices), the held backlog. Everything
+that depends on the whole ledger - the open/overdue/paid counts and the overdue amount at
+`as_of` - is a per-tenant aggregate computed by SQL (`ledger_states`), over the same rule as
+`domain/statements.py::_overdue_mask` and `reviewed_as_of`, which stay the reference that
+e2a_tests/test_billing_reads.py compares this SQL with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import and_, case, func, or_, select
+
+from e2a_assets.domain.billing import APPLIED_FLAGGED, APPROVED, AUTO_APPLIED
+from e2a_assets.warehouse.frames import read_table
+from e2a_assets.warehouse.schema import billable_orders, invoice_adjustments, invoices
+
+STATE_COLUMNS = ["tenant", "invoices_open", "invoices_overdue", "invoices_paid", "overdue_cents"]
+
+
+def _utc(as_of: pd.Timestamp) -> tuple[dt.datetime, dt.date]:
+    stamp = pd.Timestamp(as_of)
+    stamp = stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
+    return stamp.to_pydatetime(), stamp.date()
+
+
+def _read(engine: Any, stmt) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(stmt, conn)
+
+
+def ledger_states(engine: Any, as_of: pd.Timestamp, before: dt.date | None = None) -> pd.DataFrame:
+    """Per tenant (`STATE_COLUMNS`), over the invoices with invoice_date < `before` (all when None):
+    how many are paid (paid_at <= as_of), overdue (issued by the as_of day, due before it, not
+    paid by as_of) or open, and the overdue amount = amount + adjustments applied by as_of (an
+    approval reviewed after as_of does not count yet). Also lists, with zeros, every tenant that
+    has adjustments, so callers see the same tenants as a whole-ledger read."""
+    stamp, day = _utc(as_of)
+    i, a = invoices.c, invoice_adjustments.c
+    paid = and_(i.paid_at.is_not(None), i.paid_at <= stamp)
+    overdue = and_(~paid, i.invoice_date <= day, i.due_date < day)
+    scope = [i.invoice_date < before] if before is not None else []
+    state = case((paid, "paid"), (overdue, "overdue"), else_="open").label("state")
+    counts = _read(engine, select(i.tenant, state, func.count().label("n"), func.sum(i.amount_cents).label("cents"))
+                   .where(*scope).group_by(i.tenant, state))  # fmt: skip
+    applied = or_(a.status.in_([AUTO_APPLIED, APPLIED_FLAGGED]),
+                  and_(a.status == APPROVED, or_(a.reviewed_at.is_(None), a.reviewed_at <= stamp)))  # fmt: skip
+    deltas = _read(engine, select(i.tenant, func.sum(a.delta_cents).label("cents"))
+                   .select_from(invoices.join(invoice_adjustments, and_(a.tenant == i.tenant, a.invoice_number == i.invoice_number)))
+                   .where(*scope, overdue, a.created_at <= stamp, applied).group_by(i.tenant))  # fmt: skip
+    adjusted = _read(engine, select(a.tenant).group_by(a.tenant))
+    tenants = sorted(set(counts["tenant"]) | set(adjusted["tenant"]))
+    out = pd.DataFrame({"tenant": tenants})
+    for name in ("open", "overdue", "paid"):
+        n = counts[counts["state"] == name].set_index("tenant")["n"]
+        out[f"invoices_{name}"] = out["tenant"].map(n).fillna(0).astype("int64")
+    late = counts[counts["state"] == "overdue"].set_index("tenant")["cents"]
+    out["overdue_cents"] = (out["tenant"].map(late).fillna(0).astype("int64")
+                            + out["tenant"].map(deltas.set_index("tenant")["cents"]).fillna(0).astype("int64"))  # fmt: skip
+    return out[STATE_COLUMNS]
+
+
+def invoices_dated(engine: Any, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """Invoices with invoice_date in [first, last] (index ix_invoices_date)."""
+    return read_table(engine, invoices, [invoices.c.invoice_date >= first, invoices.c.invoice_date <= last])
+
+
+def held_backlog(engine: Any, last: dt.date) -> pd.DataFrame:
+    """Orders held at their last pricing with invoice_date <= last: the backlog (index ix_billable_orders_held)."""
+    return read_table(engine, billable_orders, [billable_orders.c.held.is_(True), billable_orders.c.invoice_date <= last])
+
+
+def adjustments_for_report(engine: Any, first: dt.date, last: dt.date, book: pd.DataFrame) -> pd.DataFrame:
+    """Adjustments dated in [first, last] (index ix_invoice_adjustments_date) and those of `book`'s
+    invoices (index on tenant, invoice_number), each once."""
+    a = invoice_adjustments.c
+    parts = [read_table(engine, invoice_adjustments, [a.adjustment_date >= first, a.adjustment_date <= last])]
+    for tenant, numbers in (book.groupby("tenant")["invoice_number"] if len(book) else []):
+        ids = sorted(set(numbers))
+        parts += [read_table(engine, invoice_adjustments, [a.tenant == tenant, a.invoice_number.in_(ids[n : n + 1000])])
+                  for n in range(0, len(ids), 1000)]  # fmt: skip
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return frame.drop_duplicates("adjustment_id").reset_index(drop=True)
+
+
+def adjustments_dated(engine: Any, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """Adjustments with adjustment_date in [first, last] (index ix_invoice_adjustments_date)."""
+    a = invoice_adjustments.c
+    return read_table(engine, invoice_adjustments, [a.adjustment_date >= first, a.adjustment_date <= last])
+
+
+def invoiced_tenants(engine: Any) -> list[str]:
+    """Every tenant with an invoice (a grouped read of the tenant index, no invoice rows)."""
+    return sorted(_read(engine, select(invoices.c.tenant).group_by(invoices.c.tenant))["tenant"])
+
+
