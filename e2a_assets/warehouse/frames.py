@@ -10,6 +10,8 @@ import pandas as pd
 from sqlalchemy import Boolean, Date, DateTime, Engine, Float, Integer, Table, and_, delete, select
 from sqlalchemy.engine import Connection
 
+from e2a_assets.warehouse.partition_lock import lock_partition_days
+
 CHUNK = 5000
 
 
@@ -73,6 +75,8 @@ def replace_partition(
         if len(outside):
             raise ValueError(f"{table.name}: rows for {outside.iloc[0]} fall outside partition {start}..{end}")
     with engine.begin() as conn:
+        # Concurrent runs over the same days would each delete, then each insert: one at a time.
+        lock_partition_days(conn, table.name, start, end)
         col = table.c[day_column]
         conn.execute(delete(table).where(and_(col >= start, col <= end)))
         return insert_frame(conn, table, frame)
