@@ -53,6 +53,7 @@ exception_priorities = Table(
     Column("score", Float, nullable=False),
     Column("category", String(32), nullable=False),
     Column("rank", Integer, nullable=False),
+    UniqueConstraint("tenant", "order_id", "reason_code", name="uq_exception_priorities_code"),
     Index("ix_exception_priorities_day", "cohort_day", "tenant"),
 )
 
@@ -93,6 +94,7 @@ exception_patterns = Table(
     Column("wow_change", Float),
     Column("emerging", Boolean, nullable=False),
     Column("top_rank", Integer),
+    UniqueConstraint("tenant", "day", "dimension", "key", name="uq_exception_patterns_key"),
     Index("ix_exception_patterns_day", "day", "tenant"),
 )
 
@@ -102,8 +104,12 @@ exception_insights = Table(
     Column("tenant", String(64), nullable=False),
     Column("day", Date, nullable=False),
     Column("kind", String(32), nullable=False),
-    Column("subject", String(64)),
+    # Every kind names its subject (a code, hour, weekday or "resolution_rate"); NOT NULL, or
+    # Postgres would let duplicates through the key (NULLs are distinct there).
+    Column("subject", String(64), nullable=False),
     Column("value", Float),
     Column("message", Text, nullable=False),
+    # One finding of a kind per subject, tenant and day (build_insights: one peak, one top code).
+    UniqueConstraint("tenant", "day", "kind", "subject", name="uq_exception_insights_subject"),
     Index("ix_exception_insights_day", "day", "tenant"),
 )

@@ -62,5 +62,7 @@ webhook_events = Table(
     metadata,
     *event_columns(),
     Column("cohort_day", Date, nullable=False),
+    # An event sits in one cohort day: a second copy can only come from overlapping writes.
+    UniqueConstraint("tenant", "source", "event_id", name="uq_webhook_events_event"),
     Index("ix_webhook_events_day", "cohort_day", "tenant"),
 )
