@@ -1,4 +1,4 @@
-"""Revision 0002: the natural keys of the derived tables, and the copies it removes first."""
+"""Revision 0003: the natural keys of the derived tables, and the copies it removes first."""
 
 import datetime as dt
 

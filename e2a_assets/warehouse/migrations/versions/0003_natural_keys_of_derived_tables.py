@@ -7,16 +7,16 @@ tables are derived from the event log, and re-materialising the days gives the e
 `exception_insights.subject` becomes NOT NULL (every insight kind names one), so the key also holds
 on Postgres, where NULLs are distinct.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-30 23:51:36.221032
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002'
-down_revision = '0001'
+revision = '0003'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
