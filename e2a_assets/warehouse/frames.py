@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Boolean, Date, DateTime, Engine, Float, Integer, Table, and_, delete, select
+from sqlalchemy import Boolean, Date, DateTime, Engine, Float, Integer, LargeBinary, Table, and_, delete, select
 from sqlalchemy.engine import Connection
 
 from e2a_assets.warehouse.partition_lock import lock_partition_days
 
-CHUNK = 5000
+CHUNK = 50_000
+# The driver's text form of a timestamp in SQLite, as SQLAlchemy's DateTime writes it (readers
+# compare these strings, so every writer must produce exactly this shape).
+SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"
 
 
-def _records(frame: pd.DataFrame, table: Table) -> list[dict[str, Any]]:
-    """Rows ready for `insert`: only the table's columns, NaN/NaT as None, numpy scalars as Python."""
+def _write_columns(frame: pd.DataFrame, table: Table) -> tuple[list[str], dict[str, Any]]:
+    """The table's columns present in `frame`, plus constants for absent columns with a scalar default."""
     columns = [c.name for c in table.columns if c.name in frame.columns]
     missing = [
         c.name
@@ -25,35 +29,122 @@ def _records(frame: pd.DataFrame, table: Table) -> list[dict[str, Any]]:
     ]
     if missing:
         raise ValueError(f"frame for {table.name} lacks required columns: {', '.join(missing)}")
-    out = frame[columns].astype(object)
-    out = out.where(pd.notna(out), None)
-    records = out.to_dict("records")
-    if records:
-        converters = {}
-        for col in columns:
-            ctype = table.c[col].type
-            if isinstance(ctype, DateTime):
-                converters[col] = lambda v: v.to_pydatetime() if isinstance(v, pd.Timestamp) else v
-            elif isinstance(ctype, Date):
-                converters[col] = lambda v: v.date() if isinstance(v, (pd.Timestamp, dt.datetime)) else v
-            elif isinstance(ctype, Boolean):
-                converters[col] = lambda v: None if v is None else bool(v)
-            elif isinstance(ctype, Integer):
-                converters[col] = lambda v: None if v is None else int(v)
-            elif isinstance(ctype, Float):
-                converters[col] = lambda v: None if v is None else float(v)
-        if converters:
-            for rec in records:
-                for col, fn in converters.items():
-                    rec[col] = fn(rec[col])
-    return records
+    # insert() applies Python-side defaults itself; the bulk paths below bypass it, so fill them here.
+    defaults = {
+        c.name: c.default.arg
+        for c in table.columns
+        if c.name not in frame.columns and c.default is not None and c.default.is_scalar
+    }
+    return columns, defaults
+
+
+def _objects(values: np.ndarray, null: np.ndarray) -> list[Any]:
+    out = np.asarray(values, dtype=object).copy()
+    out[null] = None
+    return out.tolist()
+
+
+def _python_column(series: pd.Series, ctype: Any, sqlite: bool) -> list[Any]:
+    """One column as driver-ready Python values (None for NaN/NaT/NA), converted as a whole.
+
+    For SQLite the values take the stored form SQLAlchemy's types would give them (timestamp and
+    date text, 0/1 booleans) so the raw `executemany` writes what `insert()` used to write.
+    """
+    null = pd.isna(series).to_numpy()
+    if isinstance(ctype, DateTime):
+        stamps = pd.to_datetime(series, utc=True)
+        if sqlite:
+            return _objects(stamps.dt.strftime(SQLITE_TS).to_numpy(), null)
+        return _objects(pd.DatetimeIndex(stamps).to_pydatetime(), null)
+    if isinstance(ctype, Date):
+        stamps = pd.to_datetime(series.where(~null, None))
+        if sqlite:
+            return _objects(stamps.dt.strftime("%Y-%m-%d").to_numpy(), null)
+        return _objects(stamps.dt.date.to_numpy(), null)
+    if isinstance(ctype, Boolean):
+        flags = series.where(~null, False).astype(bool).to_numpy()
+        return _objects(flags.astype(np.int64) if sqlite else flags, null)
+    if isinstance(ctype, Integer):
+        return _objects(series.where(~null, 0).astype(np.int64).to_numpy(), null)
+    if isinstance(ctype, Float):
+        return _objects(series.where(~null, 0.0).astype(float).to_numpy(), null)
+    return _objects(series.to_numpy(dtype=object), null)
+
+
+def _quoted(strings: pd.Series) -> pd.Series:
+    return '"' + strings.str.replace('"', '""', regex=False) + '"'
+
+
+def _csv_column(series: pd.Series, ctype: Any) -> pd.Series:
+    """One column as Postgres COPY CSV fields: NULL is the unquoted empty field, text is always quoted."""
+    null = pd.isna(series).to_numpy()
+    if isinstance(ctype, DateTime):
+        text = pd.to_datetime(series, utc=True).dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    elif isinstance(ctype, Date):
+        text = pd.to_datetime(series.where(~null, None)).dt.strftime("%Y-%m-%d")
+    elif isinstance(ctype, Boolean):
+        text = pd.Series(np.where(series.where(~null, False).astype(bool), "true", "false"), index=series.index)
+    elif isinstance(ctype, Integer):
+        text = series.where(~null, 0).astype(np.int64).astype(str)
+    elif isinstance(ctype, Float):
+        # repr-precision text: Postgres parses it back to the identical double.
+        text = series.where(~null, 0.0).astype(float).astype(str)
+    elif isinstance(ctype, LargeBinary):
+        text = _quoted(pd.Series([b"" if n else bytes(v) for v, n in zip(series, null)], index=series.index)
+                       .map(bytes.hex).radd("\\x"))
+    else:
+        text = _quoted(series.where(~null, "").astype(str))
+    return text.where(~null, "")
+
+
+def _copy_postgres(conn: Connection, table: Table, frame: pd.DataFrame, columns: list[str], defaults: dict) -> None:
+    """COPY the frame in through the caller's own DBAPI connection, so it joins the open transaction."""
+    prep = conn.dialect.identifier_preparer
+    names = columns + list(defaults)
+    sql = f"COPY {prep.format_table(table)} ({', '.join(prep.quote(n) for n in names)}) FROM STDIN WITH (FORMAT csv)"
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        for start in range(0, len(frame), CHUNK):
+            part = frame.iloc[start : start + CHUNK]
+            fields = [_csv_column(part[c], table.c[c].type) for c in columns]
+            fields += [_csv_column(pd.Series([v] * len(part), index=part.index), table.c[c].type)
+                       for c, v in defaults.items()]
+            lines = fields[0].str.cat(fields[1:], sep=",") if len(fields) > 1 else fields[0]
+            cursor.copy_expert(sql, io.StringIO("\n".join(lines.tolist()) + "\n"))
+    finally:
+        cursor.close()
+
+
+def _rows(frame: pd.DataFrame, table: Table, columns: list[str], defaults: dict, sqlite: bool) -> list[tuple]:
+    """Row tuples zipped from whole converted columns (no per-value Python conversion)."""
+    values = [_python_column(frame[c], table.c[c].type, sqlite) for c in columns]
+    values += [[v] * len(frame) for v in defaults.values()]
+    return list(zip(*values))
 
 
 def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
-    records = _records(frame, table)
-    for start in range(0, len(records), CHUNK):
-        conn.execute(table.insert(), records[start : start + CHUNK])
-    return len(records)
+    """Append `frame` to `table` inside the caller's transaction, moving whole columns.
+
+    Postgres gets one COPY per chunk; SQLite one `executemany` over tuples built column-wise.
+    """
+    columns, defaults = _write_columns(frame, table)
+    if not len(frame):
+        return 0
+    if conn.dialect.name == "postgresql":
+        _copy_postgres(conn, table, frame, columns, defaults)
+        return len(frame)
+    names = columns + list(defaults)
+    prep = conn.dialect.identifier_preparer
+    sql = (f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(n) for n in names)}) "
+           f"VALUES ({', '.join('?' * len(names))})")
+    rows = _rows(frame, table, columns, defaults, sqlite=True)
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        for start in range(0, len(rows), CHUNK):
+            cursor.executemany(sql, rows[start : start + CHUNK])
+    finally:
+        cursor.close()
+    return len(rows)
 
 
 def replace_partition(
@@ -104,6 +195,11 @@ def normalise(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
             frame[column.name] = series.astype("Int64") if column.nullable else series.astype(np.int64)
         elif isinstance(ctype, Float):
             frame[column.name] = series.astype(float)
+        elif isinstance(ctype, LargeBinary):
+            # psycopg2 hands bytea out as memoryview; callers expect bytes.
+            frame[column.name] = pd.Series(
+                [bytes(v) if isinstance(v, memoryview) else v for v in series], index=series.index, dtype=object
+            )
     return frame
 
 
@@ -120,10 +216,23 @@ def read_table(
         stmt = stmt.where(clause)
     if isinstance(conn_or_engine, Engine):
         with conn_or_engine.connect() as conn:
-            frame = pd.read_sql(stmt, conn)
+            frame = _fetch(conn, stmt)
     else:
-        frame = pd.read_sql(stmt, conn_or_engine)
+        frame = _fetch(conn_or_engine, stmt)
     return normalise(frame, table)
+
+
+def _fetch(conn: Connection, stmt: Any) -> pd.DataFrame:
+    """The driver's raw rows as a frame. SQLAlchemy still binds the parameters (SQLite compares
+    stored text, so dates must bind in its format), but its per-value result processors (SQLite's
+    text-to-datetime parse, row objects) are skipped: `normalise` converts whole columns instead."""
+    result = conn.execute(stmt)
+    try:
+        names = list(result.keys())
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
+    return pd.DataFrame.from_records(rows, columns=names)
 
 
 def read_days(engine: Engine, table: Table, day_column: str, start: dt.date, end: dt.date) -> pd.DataFrame:
@@ -138,9 +247,12 @@ def insert_new(conn: Connection, table: Table, frame: pd.DataFrame, key_columns:
     """
     from sqlalchemy.dialects import postgresql, sqlite
 
-    records = _records(frame, table)
-    if not records:
+    columns, defaults = _write_columns(frame, table)
+    if not len(frame):
         return 0
+    names = columns + list(defaults)
+    rows = _rows(frame, table, columns, defaults, sqlite=False)
+    records = [dict(zip(names, row)) for row in rows]
     dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
     written = 0
     for start in range(0, len(records), CHUNK):
