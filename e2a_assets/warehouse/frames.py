@@ -14,9 +14,6 @@ from sqlalchemy.engine import Connection
 from e2a_assets.warehouse.partition_lock import lock_partition_days
 
 CHUNK = 50_000
-# The driver's text form of a timestamp in SQLite, as SQLAlchemy's DateTime writes it (readers
-# compare these strings, so every writer must produce exactly this shape).
-SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def _write_columns(frame: pd.DataFrame, table: Table) -> tuple[list[str], dict[str, Any]]:
@@ -44,6 +41,22 @@ def _objects(values: np.ndarray, null: np.ndarray) -> list[Any]:
     return out.tolist()
 
 
+def _utc_text(series: pd.Series, date_only: bool = False) -> np.ndarray:
+    """ISO text of a timestamp (or date) column built by numpy in C: "YYYY-MM-DD HH:MM:SS.ffffff"
+    in UTC, or "YYYY-MM-DD". (pandas' strftime formats `%f` value by value, ~17 µs each.)"""
+    stamps = pd.to_datetime(series, utc=not date_only)
+    if not date_only:
+        stamps = stamps.dt.tz_localize(None)
+    elif stamps.dt.tz is not None:
+        stamps = stamps.dt.tz_localize(None)  # the wall date in its own zone, as `.date()` gives
+    raw = stamps.to_numpy(dtype="datetime64[us]")
+    text = np.datetime_as_string(raw, unit="D" if date_only else "us")
+    if not date_only and len(text):
+        # numpy writes "T" between date and time; SQLAlchemy (and so every stored row) has a space.
+        text.view(np.uint32).reshape(len(text), -1)[:, 10] = ord(" ")
+    return text
+
+
 def _python_column(series: pd.Series, ctype: Any, sqlite: bool) -> list[Any]:
     """One column as driver-ready Python values (None for NaN/NaT/NA), converted as a whole.
 
@@ -52,15 +65,13 @@ def _python_column(series: pd.Series, ctype: Any, sqlite: bool) -> list[Any]:
     """
     null = pd.isna(series).to_numpy()
     if isinstance(ctype, DateTime):
-        stamps = pd.to_datetime(series, utc=True)
         if sqlite:
-            return _objects(stamps.dt.strftime(SQLITE_TS).to_numpy(), null)
-        return _objects(pd.DatetimeIndex(stamps).to_pydatetime(), null)
+            return _objects(_utc_text(series), null)
+        return _objects(pd.DatetimeIndex(pd.to_datetime(series, utc=True)).to_pydatetime(), null)
     if isinstance(ctype, Date):
-        stamps = pd.to_datetime(series.where(~null, None))
         if sqlite:
-            return _objects(stamps.dt.strftime("%Y-%m-%d").to_numpy(), null)
-        return _objects(stamps.dt.date.to_numpy(), null)
+            return _objects(_utc_text(series.where(~null, None), date_only=True), null)
+        return _objects(pd.to_datetime(series.where(~null, None)).dt.date.to_numpy(), null)
     if isinstance(ctype, Boolean):
         flags = series.where(~null, False).astype(bool).to_numpy()
         return _objects(flags.astype(np.int64) if sqlite else flags, null)
@@ -79,9 +90,9 @@ def _csv_column(series: pd.Series, ctype: Any) -> pd.Series:
     """One column as Postgres COPY CSV fields: NULL is the unquoted empty field, text is always quoted."""
     null = pd.isna(series).to_numpy()
     if isinstance(ctype, DateTime):
-        text = pd.to_datetime(series, utc=True).dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+        text = pd.Series(np.char.add(_utc_text(series), "+00"), index=series.index)
     elif isinstance(ctype, Date):
-        text = pd.to_datetime(series.where(~null, None)).dt.strftime("%Y-%m-%d")
+        text = pd.Series(_utc_text(series.where(~null, None), date_only=True), index=series.index)
     elif isinstance(ctype, Boolean):
         text = pd.Series(np.where(series.where(~null, False).astype(bool), "true", "false"), index=series.index)
     elif isinstance(ctype, Integer):
