@@ -33,6 +33,8 @@ from e2a_assets.simulator.traffic import generate  # noqa: E402
 from e2a_assets.warehouse.engine import make_engine, sqlite_url  # noqa: E402
 from e2a_assets.warehouse.migrate import upgrade  # noqa: E402
 from e2a_assets.intake.landing import cohort_events  # noqa: E402
+from e2a_assets.warehouse import schema  # noqa: E402
+from e2a_assets.warehouse.frames import read_days, replace_partition  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,9 +85,20 @@ def main() -> None:
     exceptions = build_exceptions(events, orders, sla, as_of, policies)
     timings["exceptions"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    build_sla_metrics(orders, sla, exceptions, as_of=as_of, policies=policies)
+    metrics = build_sla_metrics(orders, sla, exceptions, as_of=as_of, policies=policies)
     timings["sla_metrics"] = time.perf_counter() - t0
     compute = sum(v for k, v in timings.items() if k != "cohort read")
+    # What the assets do around the rules: replace the partitions, then read them back (next asset).
+    t0 = time.perf_counter()
+    replace_partition(engine, schema.orders, orders, "cohort_day", start, end)
+    replace_partition(engine, schema.order_sla, sla, "cohort_day", start, end)
+    replace_partition(engine, schema.exceptions, exceptions, "cohort_day", start, end)
+    replace_partition(engine, schema.sla_metrics, metrics, "day", start, end)
+    timings["write outputs"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for table in (schema.orders, schema.order_sla, schema.exceptions):
+        read_days(engine, table, "cohort_day", start, end)
+    timings["read outputs"] = time.perf_counter() - t0
 
     n = len(events)
     print(f"data set        {args.tenants} tenants x {args.days} days x {args.orders_per_day} orders/day "
