@@ -197,9 +197,9 @@ def normalise(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
             frame[column.name] = pd.to_datetime(series).dt.date if len(series) else series.astype(object)
         elif isinstance(ctype, Boolean):
             if column.nullable and series.isna().any():
-                frame[column.name] = series.astype(object).where(series.notna(), None).map(
-                    lambda v: v if v is None else bool(v)
-                )
+                null = series.isna().to_numpy()
+                flags = series.where(~null, False).astype(bool).to_numpy()
+                frame[column.name] = pd.Series(_objects(flags, null), index=series.index, dtype=object)
             else:
                 frame[column.name] = series.fillna(False).astype(bool)
         elif isinstance(ctype, Integer):
