@@ -16,6 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from e2a_assets.domain.orders import MILESTONE_COLUMNS
 from e2a_assets.warehouse.schema.base import TS, flag_columns, metadata
 
 orders = Table(
@@ -25,21 +26,7 @@ orders = Table(
     Column("order_id", String(128), nullable=False),
     Column("order_name", String(128)),
     Column("cohort_day", Date, nullable=False),
-    *[
-        Column(name, TS)
-        for name in (
-            "created_at",
-            "paid_at",
-            "picked_at",
-            "packed_at",
-            "labelled_at",
-            "shipped_at",
-            "delivered_at",
-            "cancelled_at",
-            "delivery_failed_at",
-            "returned_at",
-        )
-    ],
+    *[Column(name, TS) for name in (*MILESTONE_COLUMNS, "delivery_failed_at", "returned_at")],
     Column("delivery_failed_count", Integer, nullable=False, default=0),
     Column("status", String(16), nullable=False),
     Column("last_event_at", TS, nullable=False),
