@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from e2a_assets.domain.policies import TenantRegistry, load_registry
 from e2a_assets.warehouse.engine import make_engine
+from e2a_assets.warehouse.frames import DEFAULT_CHUNK_DAYS
 from e2a_assets.warehouse.migrate import MigrationError, ensure_current
 
 AS_OF_TAG = "e2a/as_of"
@@ -19,6 +20,8 @@ class WarehouseResource(dg.ConfigurableResource):
     """The e2a warehouse (SQLAlchemy URL: SQLite file by default, Postgres in production)."""
 
     database_url: str
+    # Days processed (read, computed, written and committed) at a time inside one run.
+    chunk_days: int = DEFAULT_CHUNK_DAYS
     _engine: Engine | None = PrivateAttr(default=None)
 
     def get_engine(self) -> Engine:

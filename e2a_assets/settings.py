@@ -15,6 +15,7 @@ from typing import Mapping
 
 from e2a_assets.domain.policies import PolicyError, TenantRegistry, load_registry
 from e2a_assets.warehouse.engine import normalise_url, sqlite_url
+from e2a_assets.warehouse.frames import DEFAULT_CHUNK_DAYS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +60,9 @@ class Settings:
     dagster_yaml: Path | None = None
     # Who runs the command (`e2a invoices review --reviewer` defaults to it).
     operator: str = "unknown"
+    # Days an asset reads, computes and writes at a time inside one run (docs/internals.md,
+    # "Bounded memory"): peak memory follows this, not the length of a backfill.
+    chunk_days: int = DEFAULT_CHUNK_DAYS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -86,6 +90,7 @@ class Settings:
             dagster_postgres_url=dagster_postgres_url,
             dagster_yaml=Path(env.get("E2A_DAGSTER_YAML") or PROJECT_ROOT / default_yaml).resolve(),
             operator=env.get("USER") or "unknown",
+            chunk_days=_number(env, "E2A_CHUNK_DAYS", int) or DEFAULT_CHUNK_DAYS,
         )
 
     def dagster_environment(self) -> dict[str, str]:

@@ -525,6 +525,20 @@ def test_prioritize_keeps_only_exceptions_open_at_as_of_and_breaks_ties_by_opene
     assert prioritize(ex.iloc[:0], AS_OF).empty
 
 
+def test_rank_numbers_each_tenants_queue_within_its_cohort_day():
+    """A cohort day's ranks do not depend on which other days were prioritised with it."""
+    earlier = DAY - dt.timedelta(days=1)
+    ex = exc_frame([
+        {"order_id": "old", "cohort_day": earlier, "severity": "HIGH", "opened_at": "2025-08-01 06:00"},
+        {"order_id": "new1", "severity": "HIGH", "opened_at": "2025-08-02 06:00"},
+        {"order_id": "new2", "severity": "LOW", "opened_at": "2025-08-02 07:00"},
+    ])  # fmt: skip
+    together = prioritize(ex, AS_OF)
+    alone = prioritize(ex[ex["cohort_day"] == DAY], AS_OF)
+    assert dict(zip(together["order_id"], together["rank"])) == {"old": 1, "new1": 1, "new2": 2}
+    assert dict(zip(alone["order_id"], alone["rank"])) == {"new1": 1, "new2": 2}
+
+
 def test_prioritize_risk_threshold_follows_the_tenants_response_hours_when_given():
     ex = exc_frame([{"order_id": "m", "severity": "MEDIUM", "opened_at": "2025-08-02 07:00"}])  # 5 h
     registry = TenantRegistry((default_policy(T, sla={"response_hours": 8}),))  # risk after 6 h

@@ -150,8 +150,13 @@ def test_ticks_runs_and_backfills_are_stored_in_postgres(tmp_path, monkeypatch, 
         assert len(reopened.get_run_records(dg.RunsFilter(tags={"dagster/schedule_name": "order_processing_schedule"}))) == 1
         latest = reopened.get_latest_materialization_event(dg.AssetKey("operations_summary"))
         assert latest is not None and latest.run_id == ranged.dagster_run.run_id
-        orders_event = reopened.get_latest_materialization_event(dg.AssetKey("orders"))
-        assert orders_event.asset_materialization.metadata["orders"].value == 2
+        # Each day of the range run carries its own figures: one order yesterday, one today.
+        per_day = {}
+        for day in (yesterday, today):
+            [record] = reopened.fetch_materializations(dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey("orders"), asset_partitions=[day.isoformat()]), limit=1).records
+            per_day[day] = record.event_log_entry.asset_materialization.metadata["orders"].value
+        assert per_day == {yesterday: 1, today: 1}
         assert len(_ticks(reopened, "order_processing_schedule")) == 1
     finally:
         reopened.dispose()

@@ -7,12 +7,11 @@ on `invoices` then verify the whole picture (issued + applied adjustments == rec
 the report when the ledger is wrong. See docs/billing.md.
 """
 
-import datetime as dt
-
 import dagster as dg
 import pandas as pd
 
-from e2a_assets.assets.common import FINANCE, OPS, number, preview, warehouse_assets, window_metadata
+from e2a_assets.assets.common import FINANCE, OPS, number, preview, warehouse_assets
+from e2a_assets.assets.ranges import materialize_by_chunks
 from e2a_assets.documents.invoices import lines_for, missing_documents, write_invoice_documents
 from e2a_assets.domain.billing import COMPLETIONS, MONEY_COLUMNS, build_completed_orders, price_orders
 from e2a_assets.domain.statements import (
@@ -23,7 +22,7 @@ from e2a_assets.domain.statements import (
     build_monthly_statements,
     compute_adjustments,
 )
-from e2a_assets.partitions import monthly_partitions, partition_days
+from e2a_assets.partitions import days_between, monthly_partitions
 from e2a_assets.resources import ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.services import billing_reads as reads
 from e2a_assets.services.billing import recompute_billable
@@ -41,20 +40,23 @@ def completed_orders(
 ) -> dg.MaterializeResult:
     """Orders of the cohort day that are done from the warehouse's point of view - shipped,
     delivered, or cancelled after picking - with their completion time: what billing starts from."""
-    first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    frame = build_completed_orders(read_days(engine, schema.orders, "cohort_day", first, last), as_of)
-    replace_partition(engine, schema.completed_orders, frame, "cohort_day", first, last)
-    kinds = frame["completion"].value_counts()
-    return dg.MaterializeResult(
-        metadata={
-            **window_metadata(first, last, as_of),
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        frame = build_completed_orders(read_days(engine, schema.orders, "cohort_day", first, last), as_of)
+        replace_partition(engine, schema.completed_orders, frame, "cohort_day", first, last)
+        return frame
+
+    def figures(frame, day):  # noqa: ANN001, ANN202
+        kinds = frame["completion"].value_counts()
+        return {
             "dagster/row_count": number(len(frame)),
             **{f"completed_{k}": number(int(kinds.get(k, 0))) for k in COMPLETIONS},
             "preview": preview(frame, ["tenant", "order_id", "status", "completion", "completed_at"]),
         }
-    )
+
+    return materialize_by_chunks(context, step, figures, day_column="cohort_day", chunk_days=warehouse.chunk_days, as_of=as_of)
 
 
 @billing_asset(schema.billable_orders, deps=["completed_orders", "exceptions", "webhook_events"])
@@ -66,19 +68,21 @@ def billable_orders(
 ) -> dg.MaterializeResult:
     """Every completed order of the cohort day with its billable operations and price as of the
     run; orders with an open blocking exception are kept as held (priced, not invoiced)."""
-    first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    billable, totals, _ = recompute_billable(engine, first, last, as_of, tenant_registry.get_registry(),
-                                             orders_table=schema.completed_orders)  # fmt: skip
-    frame = billable.merge(totals[["tenant", "order_id", *MONEY_COLUMNS]], how="left", on=["tenant", "order_id"])
-    frame["as_of"] = as_of
-    replace_partition(engine, schema.billable_orders, frame, "cohort_day", first, last)
-    held = frame[frame["held"]] if len(frame) else frame
-    ready = frame[frame["billable"]] if len(frame) else frame
-    return dg.MaterializeResult(
-        metadata={
-            **window_metadata(first, last, as_of),
+    registry = tenant_registry.get_registry()
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        billable, totals, _ = recompute_billable(engine, first, last, as_of, registry, orders_table=schema.completed_orders)
+        frame = billable.merge(totals[["tenant", "order_id", *MONEY_COLUMNS]], how="left", on=["tenant", "order_id"])
+        frame["as_of"] = as_of
+        replace_partition(engine, schema.billable_orders, frame, "cohort_day", first, last)
+        return frame
+
+    def figures(frame, day):  # noqa: ANN001, ANN202
+        held = frame[frame["held"]] if len(frame) else frame
+        ready = frame[frame["billable"]] if len(frame) else frame
+        return {
             "dagster/row_count": number(len(frame)),
             "billable_orders": number(len(ready)),
             "held_orders": number(len(held)),
@@ -86,7 +90,8 @@ def billable_orders(
             "held_cents": number(int(held["amount_cents"].sum()) if len(held) else 0),
             "preview": preview(frame, ["tenant", "order_id", "invoice_date", "billable", "hold_reasons", "amount_cents"]),
         }
-    )
+
+    return materialize_by_chunks(context, step, figures, day_column="cohort_day", chunk_days=warehouse.chunk_days, as_of=as_of)
 
 
 @billing_asset(schema.invoice_adjustments, deps=["billable_orders"])
@@ -99,38 +104,49 @@ def invoice_adjustments(
     """RECALCULATION credits/debits for invoices of the cohort days whose recomputed amount moved
     since issue (late returns, extra picks): auto-applied, applied and flagged, or pending review.
     Idempotent; a run evaluated before an invoice or adjustment was written leaves it alone."""
-    first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    recomputed = read_days(engine, schema.billable_orders, "cohort_day", first, last)
-    issued = ledger.read_invoices(engine, first=first, last=last)
-    existing = ledger.read_adjustments_for(engine, issued)
-    # A run evaluated "in the past" (a backfill with an older as_of) must not correct later entries.
-    later = set(issued.loc[issued["issued_at"] > as_of, "invoice_number"])
-    later |= set(existing.loc[existing["created_at"] > as_of, "invoice_number"])
-    # A damaged invoice (amount != its lines) is never "corrected": the amount check reports it.
-    damaged = set(ledger.inconsistent_invoices(engine, issued)["invoice_number"])
-    candidates = issued[~issued["invoice_number"].isin(later | damaged)]
-    new = compute_adjustments(candidates, recomputed, existing, tenant_registry.get_registry(), as_of)
-    written = ledger.record_adjustments(engine, new, issued[["tenant", "invoice_number", "cohort_day"]], context.run.run_id)
-    status = new["status"].value_counts() if len(new) else pd.Series(dtype=int)
-    applied = new[new["applied"].astype(bool)] if len(new) else new
-    return dg.MaterializeResult(
-        metadata={
-            **window_metadata(first, last, as_of),
-            "dagster/row_count": number(written),
-            "adjustments_created": number(written),
+    registry = tenant_registry.get_registry()
+    run_id = context.run.run_id
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        recomputed = read_days(engine, schema.billable_orders, "cohort_day", first, last)
+        issued = ledger.read_invoices(engine, first=first, last=last)
+        existing = ledger.read_adjustments_for(engine, issued)
+        # A run evaluated "in the past" (a backfill with an older as_of) must not correct later entries.
+        later = issued.loc[issued["issued_at"] > as_of, ["invoice_number", "cohort_day"]]
+        later = pd.concat([later, existing.loc[existing["created_at"] > as_of, ["invoice_number"]].merge(
+            issued[["invoice_number", "cohort_day"]], on="invoice_number")]).drop_duplicates("invoice_number")
+        # A damaged invoice (amount != its lines) is never "corrected": the amount check reports it.
+        damaged = ledger.inconsistent_invoices(engine, issued)[["invoice_number"]].merge(
+            issued[["invoice_number", "cohort_day"]], on="invoice_number")
+        skipped = set(later["invoice_number"]) | set(damaged["invoice_number"])
+        candidates = issued[~issued["invoice_number"].isin(skipped)]
+        new = compute_adjustments(candidates, recomputed, existing, registry, as_of)
+        ledger.record_adjustments(engine, new, issued[["tenant", "invoice_number", "cohort_day"]], run_id)
+        if len(new) and "cohort_day" not in new.columns:
+            new = new.merge(issued[["invoice_number", "cohort_day"]], on="invoice_number", how="left")
+        return {"new": new, "later": later, "damaged": damaged}
+
+    def figures(parts, day):  # noqa: ANN001, ANN202
+        new = parts["new"]
+        status = new["status"].value_counts() if len(new) else pd.Series(dtype=int)
+        applied = new[new["applied"].astype(bool)] if len(new) else new
+        return {
+            "dagster/row_count": number(len(new)),
+            "adjustments_created": number(len(new)),
             "adjustments_cents": number(int(applied["delta_cents"].sum()) if len(applied) else 0),
             "auto_applied": number(int(status.get(AUTO_APPLIED, 0))),
             "applied_flagged": number(int(status.get(APPLIED_FLAGGED, 0))),
             "pending_review": number(int(status.get(PENDING_REVIEW, 0))),
             "pending_review_cents": number(int(new.loc[new["status"] == PENDING_REVIEW, "delta_cents"].sum()) if len(new) else 0),
             "superseded": number(int(new["supersedes"].str.len().gt(0).sum()) if len(new) else 0),
-            "skipped_evaluated_before_ledger": number(len(later)),
-            "skipped_damaged_invoices": number(len(damaged)),
+            "skipped_evaluated_before_ledger": number(len(parts["later"])),
+            "skipped_damaged_invoices": number(len(parts["damaged"])),
             "preview": preview(new, ["adjustment_id", "tenant", "order_id", "delta_cents", "kind", "status", "supersedes"]),
         }
-    )
+
+    return materialize_by_chunks(context, step, figures, day_column="cohort_day", chunk_days=warehouse.chunk_days, as_of=as_of)
 
 
 @billing_asset(schema.invoices, deps=["billable_orders", "invoice_adjustments"])
@@ -143,36 +159,42 @@ def invoices(
 ) -> dg.MaterializeResult:
     """The invoice ledger: one immutable, numbered invoice per billable, not-held order of the
     cohort days that has none yet, with its lines and a printable document. Never rewrites."""
-    first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
     registry = tenant_registry.get_registry()
-    stored = read_days(engine, schema.billable_orders, "cohort_day", first, last)
-    ready = stored[stored["billable"] & (stored["billable_at"] <= as_of)]
-    totals, lines = price_orders(ready.drop(columns=[*MONEY_COLUMNS, "as_of"]), registry)
-    candidates = totals.merge(ready[["tenant", "order_id", "billable_basis"]], on=["tenant", "order_id"])
-    issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, context.run.run_id, as_of)
-    documents = write_invoice_documents(invoice_documents.invoice_dir, issued, issued_lines, registry)
-    book = ledger.read_invoices(engine, first=first, last=last)
-    # Documents lost or never written (e.g. a crash after the ledger commit) are rendered again
-    # from the ledger rows; existing files are never touched.
-    missing = book[missing_documents(invoice_documents.invoice_dir, book).to_numpy()]
-    if len(missing):
-        documents += write_invoice_documents(invoice_documents.invoice_dir, missing,
-                                             lines_for(engine, list(missing["invoice_number"])), registry)  # fmt: skip
-    return dg.MaterializeResult(
-        metadata={
-            **window_metadata(first, last, as_of),
+    folder = invoice_documents.invoice_dir
+    run_id = context.run.run_id
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        stored = read_days(engine, schema.billable_orders, "cohort_day", first, last)
+        ready = stored[stored["billable"] & (stored["billable_at"] <= as_of)]
+        totals, lines = price_orders(ready.drop(columns=[*MONEY_COLUMNS, "as_of"]), registry)
+        candidates = totals.merge(ready[["tenant", "order_id", "billable_basis"]], on=["tenant", "order_id"])
+        issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, run_id, as_of)
+        written = write_invoice_documents(folder, issued, issued_lines, registry)
+        book = ledger.read_invoices(engine, first=first, last=last)
+        # Documents lost or never written (e.g. a crash after the ledger commit) are rendered again
+        # from the ledger rows; existing files are never touched.
+        missing = book[missing_documents(folder, book).to_numpy()]
+        if len(missing):
+            written += write_invoice_documents(folder, missing, lines_for(engine, list(missing["invoice_number"])), registry)
+        documents = book[book["invoice_number"].isin(set(issued["invoice_number"]) | set(missing["invoice_number"]))]
+        return {"issued": issued, "book": book, "stored": stored, "documents": documents}
+
+    def figures(parts, day):  # noqa: ANN001, ANN202
+        issued, book, stored = parts["issued"], parts["book"], parts["stored"]
+        return {
             "dagster/row_count": number(len(book)),
             "issued_now": number(len(issued)),
             "invoiced_cents": number(int(issued["amount_cents"].sum()) if len(issued) else 0),
             "invoices_total": number(len(book)),
             "ledger_cents": number(int(book["amount_cents"].sum()) if len(book) else 0),
             "held_orders": number(int(stored["held"].sum()) if len(stored) else 0),
-            "documents_written": number(len(documents)),
+            "documents_written": number(len(parts["documents"])),
             "preview": preview(issued, ["invoice_number", "tenant", "order_id", "invoice_date", "due_date", "amount_cents", "currency"]),
         }
-    )
+
+    return materialize_by_chunks(context, step, figures, day_column="cohort_day", chunk_days=warehouse.chunk_days, as_of=as_of)
 
 
 @billing_asset(schema.billing_report, deps=["invoices", "invoice_adjustments", "billable_orders"])
@@ -181,39 +203,33 @@ def billing_report(
 ) -> dg.MaterializeResult:
     """Per tenant and day: invoices issued and amount, held backlog with reasons, adjustments by
     status and revenue impact, open/overdue/paid breakdown and the overdue amount."""
-    first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    # Rows of the run's days only; the ledger before them enters as per-tenant SQL aggregates.
-    book = reads.invoices_dated(engine, first, last)
-    held = reads.held_backlog(engine, last)
-    adjustments = reads.adjustments_for_report(engine, first, last, book)
-    earlier = reads.ledger_states(engine, as_of, before=first)
-    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-    parts = [build_billing_report(book, held, adjustments, as_of, day, earlier) for day in days]
-    frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
-    replace_partition(engine, schema.billing_report, frame, "day", first, last)
-    return dg.MaterializeResult(
-        metadata={
-            **window_metadata(first, last, as_of),
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        # Rows of the chunk's days only; the ledger before them enters as per-tenant SQL aggregates.
+        book = reads.invoices_dated(engine, first, last)
+        held = reads.held_backlog(engine, last)
+        adjustments = reads.adjustments_for_report(engine, first, last, book)
+        earlier = reads.ledger_states(engine, as_of, before=first)
+        parts = [build_billing_report(book, held, adjustments, as_of, day, earlier) for day in days_between(first, last)]
+        frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
+        replace_partition(engine, schema.billing_report, frame, "day", first, last)
+        return frame
+
+    def figures(frame, day):  # noqa: ANN001, ANN202
+        return {
             "dagster/row_count": number(len(frame)),
             "invoices_issued": number(int(frame["invoices_issued"].sum()) if len(frame) else 0),
             "invoiced_cents": number(int(frame["invoiced_cents"].sum()) if len(frame) else 0),
             "revenue_impact_cents": number(int(frame["revenue_impact_cents"].sum()) if len(frame) else 0),
             "pending_review_cents": number(int(frame["pending_review_cents"].sum()) if len(frame) else 0),
-            "overdue_cents": number(int(frame[frame["day"] == last]["overdue_cents"].sum()) if len(frame) else 0),
+            "overdue_cents": number(int(frame["overdue_cents"].sum()) if len(frame) else 0),
             "preview": preview(frame, ["tenant", "day", "invoices_issued", "invoiced_cents", "held_orders", "hold_reasons",
                                        "revenue_impact_cents", "status_breakdown"]),
         }
-    )
 
-
-def _months(first: dt.date, last: dt.date) -> list[dt.date]:
-    months, month = [], first.replace(day=1)
-    while month <= last:
-        months.append(month)
-        month = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return months
+    return materialize_by_chunks(context, step, figures, day_column="day", chunk_days=warehouse.chunk_days, as_of=as_of)
 
 
 @billing_asset(
@@ -232,31 +248,30 @@ def monthly_statements(
 ) -> dg.MaterializeResult:
     """One statement per tenant and calendar month: invoiced orders, gross, volume discount,
     minimum monthly fee top-up, applied adjustments, net due, and what is overdue at as_of."""
-    first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
     registry = tenant_registry.get_registry()
-    # The months' invoices and adjustments; what is overdue (any month) comes as a SQL aggregate.
-    book = reads.invoices_dated(engine, first, last)
-    adjustments = reads.adjustments_dated(engine, first, last)
+    # What is overdue (any month) comes as one SQL aggregate; tenants from a grouped index read.
     overdue = reads.ledger_states(engine, as_of)[["tenant", "invoices_overdue", "overdue_cents"]]
     tenants = reads.invoiced_tenants(engine)
-    parts = [build_monthly_statements(book, adjustments, registry, month, as_of, tenants, overdue)
-             for month in _months(first, last)]  # fmt: skip
-    frame = pd.concat(parts, ignore_index=True)
-    replace_partition(engine, schema.monthly_statements, frame, "month_start", first, last)
-    return dg.MaterializeResult(
-        metadata={
-            **window_metadata(first, last, as_of),
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        # One month at a time: its invoices and adjustments.
+        book = reads.invoices_dated(engine, first, last)
+        adjustments = reads.adjustments_dated(engine, first, last)
+        frame = build_monthly_statements(book, adjustments, registry, first, as_of, tenants, overdue)
+        replace_partition(engine, schema.monthly_statements, frame, "month_start", first, last)
+        return frame
+
+    def figures(frame, month):  # noqa: ANN001, ANN202
+        return {
             "dagster/row_count": number(len(frame)),
-            "invoiced_orders": number(int(frame["invoiced_orders"].sum())),
-            "gross_cents": number(int(frame["gross_cents"].sum())),
-            "discount_cents": number(int(frame["discount_cents"].sum())),
-            "minimum_top_up_cents": number(int(frame["minimum_top_up_cents"].sum())),
-            "adjustments_cents": number(int(frame["adjustments_cents"].sum())),
-            "net_due_cents": number(int(frame["net_due_cents"].sum())),
-            "overdue_cents": number(int(frame["overdue_cents"].sum())),
+            **{c: number(int(frame[c].sum()) if len(frame) else 0)
+               for c in ("invoiced_orders", "gross_cents", "discount_cents", "minimum_top_up_cents", "adjustments_cents",
+                         "net_due_cents", "overdue_cents")},  # fmt: skip
             "preview": preview(frame, ["tenant", "month", "invoiced_orders", "gross_cents", "discount_cents",
                                        "minimum_top_up_cents", "adjustments_cents", "net_due_cents", "overdue_cents"]),
         }
-    )
+
+    return materialize_by_chunks(context, step, figures, day_column="month_start", chunk_days=warehouse.chunk_days,
+                                 as_of=as_of, monthly=True)  # fmt: skip

@@ -12,6 +12,7 @@ import pandas as pd
 from e2a_assets.partitions import daily_partitions
 
 PREVIEW_ROWS = 10
+FLOAT_DIGITS = 2
 KINDS = {"sql", "pandas"}
 OPS, FINANCE, DATA = "team:ops", "team:finance", "team:data"
 
@@ -69,14 +70,16 @@ def preview(frame: pd.DataFrame, columns: list[str] | None = None, rows: int = P
 
 
 def number(value: Any) -> dg.MetadataValue:
-    """Numeric metadata the UI plots over time; NaN becomes 0.0 so the series stays continuous."""
+    """Numeric metadata the UI plots over partitions and time; NaN becomes 0.0 so the series stays
+    continuous, floats keep FLOAT_DIGITS decimals."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return dg.MetadataValue.float(0.0)
     if isinstance(value, (bool,)):
         return dg.MetadataValue.int(int(value))
     if isinstance(value, int) or (hasattr(value, "dtype") and pd.api.types.is_integer_dtype(getattr(value, "dtype", None))):
         return dg.MetadataValue.int(int(value))
-    return dg.MetadataValue.float(float(value))
+    # Rounded for display: the UI shows 94.12, not 94.11723477726626.
+    return dg.MetadataValue.float(round(float(value), FLOAT_DIGITS))
 
 
 def window_metadata(first, last, as_of: pd.Timestamp) -> dict[str, dg.MetadataValue]:  # noqa: ANN001

@@ -5,7 +5,8 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from e2a_assets.assets.common import FOUR_HOURLY_FRESHNESS, OPS, number, preview, warehouse_assets, window_metadata
+from e2a_assets.assets.common import FOUR_HOURLY_FRESHNESS, OPS, number, preview, warehouse_assets
+from e2a_assets.assets.ranges import materialize_by_chunks
 from e2a_assets.domain.exception_patterns import (
     BY_REASON_CODE,
     PATTERN_LOOKBACK_DAYS,
@@ -27,7 +28,7 @@ from e2a_assets.domain.exceptions import (
     plan_actions,
     prioritize,
 )
-from e2a_assets.partitions import partition_days
+from e2a_assets.partitions import days_between
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.frames import read_days, read_table, replace_partition
@@ -46,19 +47,22 @@ def exceptions(
 ) -> dg.MaterializeResult:
     """One exception per (tenant, order, reason code) for the cohort day's orders: SLA breaches,
     payload problems, carrier failures and reported issues, with their lifecycle as of the run."""
-    first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    events = read_days(engine, schema.webhook_events, "cohort_day", first, last)
-    orders_frame = read_days(engine, schema.orders, "cohort_day", first, last)
-    sla_frame = read_days(engine, schema.order_sla, "cohort_day", first, last)
-    frame = build_exceptions(events, orders_frame, sla_frame, as_of, tenant_registry.policy_frame())
-    replace_partition(engine, schema.exceptions, frame, "cohort_day", first, last)
-    is_open = frame["status"] == OPEN
-    by_code = frame.groupby("reason_code").size()
-    return dg.MaterializeResult(
-        metadata={
-            **window_metadata(first, last, as_of),
+    policies = tenant_registry.policy_frame()
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        events = read_days(engine, schema.webhook_events, "cohort_day", first, last)
+        orders_frame = read_days(engine, schema.orders, "cohort_day", first, last)
+        sla_frame = read_days(engine, schema.order_sla, "cohort_day", first, last)
+        frame = build_exceptions(events, orders_frame, sla_frame, as_of, policies)
+        replace_partition(engine, schema.exceptions, frame, "cohort_day", first, last)
+        return frame
+
+    def figures(frame, day):  # noqa: ANN001, ANN202
+        is_open = frame["status"] == OPEN
+        by_code = frame.groupby("reason_code").size()
+        return {
             "dagster/row_count": number(len(frame)),
             "exceptions": number(len(frame)),
             "open": number(int(is_open.sum())),
@@ -68,7 +72,8 @@ def exceptions(
             "by_reason_code": dg.MetadataValue.json({k: int(v) for k, v in by_code.items()}),
             "preview": preview(frame[is_open], ["tenant", "order_id", "reason_code", "severity", "opened_at"]),
         }
-    )
+
+    return materialize_by_chunks(context, step, figures, day_column="cohort_day", chunk_days=warehouse.chunk_days, as_of=as_of)
 
 
 @exceptions_asset(schema.exception_priorities, deps=["exceptions"])
@@ -80,22 +85,25 @@ def exception_priorities(
 ) -> dg.MaterializeResult:
     """Every exception open at the evaluation time, scored (severity + age + SLA risk) and
     categorised, best first: the work queue of the exception desk."""
-    first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    frame = prioritize(read_days(engine, schema.exceptions, "cohort_day", first, last), as_of,
-                       tenant_registry.policy_frame())
-    replace_partition(engine, schema.exception_priorities, frame, "cohort_day", first, last)
-    counts = frame["category"].value_counts()
-    return dg.MaterializeResult(
-        metadata={
-            **window_metadata(first, last, as_of),
+    policies = tenant_registry.policy_frame()
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        frame = prioritize(read_days(engine, schema.exceptions, "cohort_day", first, last), as_of, policies)
+        replace_partition(engine, schema.exception_priorities, frame, "cohort_day", first, last)
+        return frame
+
+    def figures(frame, day):  # noqa: ANN001, ANN202
+        counts = frame["category"].value_counts()
+        return {
             "dagster/row_count": number(len(frame)),
             **{c: number(int(counts.get(c, 0))) for c in PRIORITY_CATEGORIES},
             "max_score": number(float(frame["score"].max()) if len(frame) else 0.0),
             "preview": preview(frame, ["rank", "tenant", "order_id", "reason_code", "severity", "age_hours", "score", "category"]),
         }
-    )
+
+    return materialize_by_chunks(context, step, figures, day_column="cohort_day", chunk_days=warehouse.chunk_days, as_of=as_of)
 
 
 @exceptions_asset(schema.exception_actions, deps=["exceptions"])
@@ -107,34 +115,35 @@ def exception_actions(
     """The automated-resolution outbox: one action per open exception (infer_scan,
     request_address_fix, retry_payment, carrier_escalation, manual_review), requested once, with
     its outcome once the exception resolves."""
-    first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    planned = plan_actions(read_days(engine, schema.exceptions, "cohort_day", first, last))
-    changes = sync_actions(engine, planned, first, last, as_of)
-    outbox = read_days(engine, schema.exception_actions, "cohort_day", first, last)
-    success = automation_success(outbox)
-    return dg.MaterializeResult(
-        metadata={
-            **window_metadata(first, last, as_of),
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        planned = plan_actions(read_days(engine, schema.exceptions, "cohort_day", first, last))
+        changes = sync_actions(engine, planned, first, last, as_of)
+        return {**changes, "outbox": read_days(engine, schema.exception_actions, "cohort_day", first, last)}
+
+    def figures(parts, day):  # noqa: ANN001, ANN202
+        outbox = parts["outbox"]
+        success = automation_success(outbox)
+        return {
             "dagster/row_count": number(len(outbox)),
-            "requested_now": number(changes["requested"]),
-            "succeeded_now": number(changes["succeeded"]),
+            "requested_now": number(len(parts["requested"])),
+            "succeeded_now": number(len(parts["succeeded"])),
             "pending": number(int((outbox["outcome"] == PENDING).sum())),
             "automation_success_rate": number(automation_success_rate(success)),
             "automation_by_code": preview(success, rows=50),
         }
-    )
+
+    return materialize_by_chunks(context, step, figures, day_column="cohort_day", chunk_days=warehouse.chunk_days, as_of=as_of)
 
 
-def _pattern_windows(engine, first: dt.date, last: dt.date) -> tuple[pd.DataFrame, list[dt.date]]:  # noqa: ANN001
-    """Exceptions opened in the lookback of every day of the range (by opened_at, any cohort)."""
+def _pattern_window(engine, first: dt.date, last: dt.date) -> pd.DataFrame:  # noqa: ANN001
+    """Exceptions opened in the lookback of every day of first..last (by opened_at, any cohort)."""
     lo = dt.datetime.combine(lookback_start(first), dt.time(), tzinfo=dt.timezone.utc)
     hi = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
     opened = schema.exceptions.c.opened_at
-    frame = read_table(engine, schema.exceptions, [opened >= lo, opened < hi])
-    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-    return frame, days
+    return read_table(engine, schema.exceptions, [opened >= lo, opened < hi])
 
 
 @exceptions_asset(
@@ -149,48 +158,50 @@ def _pattern_windows(engine, first: dt.date, last: dt.date) -> tuple[pd.DataFram
 def exception_patterns(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Rolling 7-day exception patterns ending at the day: per reason code, severity, hour and
     weekday, the top 5 codes, week-over-week change and emerging codes."""
-    first, last = partition_days(context)
     engine = warehouse.get_engine()
-    window, days = _pattern_windows(engine, first, last)
-    parts = [build_patterns(window, day) for day in days]
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    replace_partition(engine, schema.exception_patterns, frame, "day", first, last)
-    codes = frame[frame["dimension"] == BY_REASON_CODE] if len(frame) else frame
-    latest = codes[codes["day"] == last] if len(codes) else codes
-    return dg.MaterializeResult(
-        metadata={
-            "first_day": dg.MetadataValue.text(first.isoformat()),
-            "last_day": dg.MetadataValue.text(last.isoformat()),
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        window = _pattern_window(engine, first, last)
+        parts = [build_patterns(window, day) for day in days_between(first, last)]
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        replace_partition(engine, schema.exception_patterns, frame, "day", first, last)
+        return frame
+
+    def figures(frame, day):  # noqa: ANN001, ANN202
+        codes = frame[frame["dimension"] == BY_REASON_CODE] if len(frame) else frame
+        return {
             "dagster/row_count": number(len(frame)),
-            "exceptions_7d": number(int(latest["count"].sum()) if len(latest) else 0),
-            "emerging_codes": number(int(latest["emerging"].sum()) if len(latest) else 0),
-            "top_codes": preview(latest.sort_values("top_rank") if len(latest) else latest,
+            "exceptions_7d": number(int(codes["count"].sum()) if len(codes) else 0),
+            "emerging_codes": number(int(codes["emerging"].sum()) if len(codes) else 0),
+            "top_codes": preview(codes.sort_values("top_rank") if len(codes) else codes,
                                  ["tenant", "key", "count", "previous_count", "wow_change", "emerging"]),
         }
-    )
+
+    return materialize_by_chunks(context, step, figures, day_column="day", chunk_days=warehouse.chunk_days)
 
 
 @exceptions_asset(schema.exception_insights, deps=["exception_patterns", "exceptions"])
 def exception_insights(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Findings and recommendations per tenant from the 7-day patterns: most common code, peak
     hour and weekday, emerging codes, prevention opportunities, resolution-rate warnings."""
-    first, last = partition_days(context)
     engine = warehouse.get_engine()
-    patterns = read_days(engine, schema.exception_patterns, "day", first, last)
-    window, days = _pattern_windows(engine, first, last)
-    parts = []
-    for day in days:
-        in_window = window[in_pattern_window(window["opened_at"], day).to_numpy()]
-        parts.append(build_insights(patterns[patterns["day"] == day], in_window))
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    replace_partition(engine, schema.exception_insights, frame, "day", first, last)
-    latest = frame[frame["day"] == last] if len(frame) else frame
-    return dg.MaterializeResult(
-        metadata={
-            "first_day": dg.MetadataValue.text(first.isoformat()),
-            "last_day": dg.MetadataValue.text(last.isoformat()),
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        patterns = read_days(engine, schema.exception_patterns, "day", first, last)
+        window = _pattern_window(engine, first, last)
+        parts = []
+        for day in days_between(first, last):
+            in_window = window[in_pattern_window(window["opened_at"], day).to_numpy()]
+            parts.append(build_insights(patterns[patterns["day"] == day], in_window))
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        replace_partition(engine, schema.exception_insights, frame, "day", first, last)
+        return frame
+
+    def figures(frame, day):  # noqa: ANN001, ANN202
+        return {
             "dagster/row_count": number(len(frame)),
-            "recommendations": number(int((latest["kind"] == RECOMMENDATION).sum()) if len(latest) else 0),
-            "report": dg.MetadataValue.md(insights_markdown(latest) if len(latest) else "_no exceptions in the window_"),
+            "recommendations": number(int((frame["kind"] == RECOMMENDATION).sum()) if len(frame) else 0),
+            "report": dg.MetadataValue.md(insights_markdown(frame) if len(frame) else "_no exceptions in the window_"),
         }
-    )
+
+    return materialize_by_chunks(context, step, figures, day_column="day", chunk_days=warehouse.chunk_days)

@@ -7,9 +7,9 @@ import pandas as pd
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import or_
 
-from e2a_assets.assets.common import DAILY_FRESHNESS, OPS, number, preview, warehouse_assets, window_metadata
+from e2a_assets.assets.common import DAILY_FRESHNESS, OPS, number, preview, warehouse_assets
+from e2a_assets.assets.ranges import materialize_by_chunks
 from e2a_assets.domain.operations import OVERALL, build_operations_summary, summary_markdown
-from e2a_assets.partitions import partition_days
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.frames import read_days, read_table, replace_partition
@@ -76,45 +76,45 @@ def operations_summary(
     """The executive summary per tenant and overall for each day: orders, SLA compliance,
     exceptions, automation, invoices and revenue, failed runs; a health status (EXCELLENT, GOOD,
     FAIR, POOR) and recommendations."""
-    first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    invoices = read_invoices(engine, first, last)
-    frame = build_operations_summary(
-        first,
-        last,
-        sla_metrics=read_days(engine, schema.sla_metrics, "day", first, last),
-        exceptions=_exceptions_touching(engine, first, last),
-        actions=_actions_requested(engine, first, last),
-        invoices=invoices,
-        runs_failed=failed_runs_by_day(context.instance, first, last),
-        as_of=as_of,
-        tenants=tenant_registry.get_registry().tenants,
-    )
-    replace_partition(engine, schema.operations_summary, frame, "day", first, last)
-    overall = frame[frame["tenant"] == OVERALL]
-    newest = overall[overall["day"] == last].iloc[0]
-    return dg.MaterializeResult(
-        metadata={
-            **window_metadata(first, last, as_of),
+    tenants = tenant_registry.get_registry().tenants
+    billing = {"included": False}  # whether the chunk's summary includes the invoice ledger
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        invoices = read_invoices(engine, first, last)
+        billing["included"] = invoices is not None
+        frame = build_operations_summary(
+            first,
+            last,
+            sla_metrics=read_days(engine, schema.sla_metrics, "day", first, last),
+            exceptions=_exceptions_touching(engine, first, last),
+            actions=_actions_requested(engine, first, last),
+            invoices=invoices,
+            runs_failed=failed_runs_by_day(context.instance, first, last),
+            as_of=as_of,
+            tenants=tenants,
+        )
+        replace_partition(engine, schema.operations_summary, frame, "day", first, last)
+        return frame
+
+    def figures(frame, day):  # noqa: ANN001, ANN202
+        overall = frame[frame["tenant"] == OVERALL]
+        newest = overall.iloc[0]
+        return {
             "dagster/row_count": number(len(frame)),
-            "orders_processed": number(int(overall["orders_processed"].sum())),
-            "orders_completed": number(int(overall["orders_completed"].sum())),
-            "exceptions_opened": number(int(overall["exceptions_opened"].sum())),
-            "exceptions_resolved": number(int(overall["exceptions_resolved"].sum())),
-            "invoices": number(int(overall["invoices"].sum())),
-            "revenue": number(int(overall["revenue_cents"].sum()) / 100),
-            "runs_failed": number(int(overall["runs_failed"].sum())),
-            # The newest day's overall figures: the series the UI plots run after run.
+            **{c: number(int(newest[c])) for c in ("orders_processed", "orders_completed", "exceptions_opened",
+                                                   "exceptions_resolved", "invoices", "runs_failed")},  # fmt: skip
+            "revenue": number(int(newest["revenue_cents"]) / 100),
             "fulfilment_compliance_pct": number(100 * newest["fulfilment_compliance"]),
             "delivery_compliance_pct": number(100 * newest["delivery_compliance"]),
             "automation_success_pct": number(100 * newest["automation_success_rate"]),
             "health_score": number(float(newest["health_score"])),
             "status": dg.MetadataValue.text(str(newest["status"])),
-            "billing_included": dg.MetadataValue.bool(invoices is not None),
+            "billing_included": dg.MetadataValue.bool(billing["included"]),
             "report": dg.MetadataValue.md(summary_markdown(frame)),
-            "preview": preview(frame[frame["day"] == last],
-                               ["tenant", "status", "health_score", "orders_processed", "orders_completed",
-                                "exceptions_opened", "exceptions_resolved", "runs_failed"]),
+            "preview": preview(frame, ["tenant", "status", "health_score", "orders_processed", "orders_completed",
+                                       "exceptions_opened", "exceptions_resolved", "runs_failed"]),
         }
-    )
+
+    return materialize_by_chunks(context, step, figures, day_column="day", chunk_days=warehouse.chunk_days, as_of=as_of)

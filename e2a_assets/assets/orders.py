@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from e2a_assets.assets.common import HOURLY_FRESHNESS, OPS, number, preview, warehouse_assets, window_metadata
+from e2a_assets.assets.common import HOURLY_FRESHNESS, OPS, number, preview, warehouse_assets
+from e2a_assets.assets.ranges import materialize_by_chunks
 from e2a_assets.domain.orders import STATUSES, build_orders
 from e2a_assets.domain.sla import CLOCKS, build_order_sla, build_sla_metrics
-from e2a_assets.partitions import partition_days
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.frames import read_days, replace_partition
@@ -23,25 +23,29 @@ def orders(
 ) -> dg.MaterializeResult:
     """One row per order of the cohort day: milestones, status, flags and whether it is stalled,
     as of the run's evaluation time."""
-    first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    events = read_days(engine, schema.webhook_events, "cohort_day", first, last)
-    # The evaluation time is "now" for the run: events stamped later are not yet known.
-    events = events[events["occurred_at"] <= as_of]
-    frame = build_orders(events, as_of, tenant_registry.policy_frame())
-    replace_partition(engine, schema.orders, frame, "cohort_day", first, last)
-    status = frame["status"].value_counts()
-    return dg.MaterializeResult(
-        metadata={
-            **window_metadata(first, last, as_of),
+    policies = tenant_registry.policy_frame()
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        events = read_days(engine, schema.webhook_events, "cohort_day", first, last)
+        # The evaluation time is "now" for the run: events stamped later are not yet known.
+        events = events[events["occurred_at"] <= as_of]
+        frame = build_orders(events, as_of, policies)
+        replace_partition(engine, schema.orders, frame, "cohort_day", first, last)
+        return frame
+
+    def figures(frame, day):  # noqa: ANN001, ANN202
+        status = frame["status"].value_counts()
+        return {
             "dagster/row_count": number(len(frame)),
             "orders": number(len(frame)),
             "stalled": number(int(frame["stalled"].sum())),
             **{f"status_{s}": number(int(status.get(s, 0))) for s in reversed(STATUSES)},
             "preview": preview(frame, ["tenant", "order_id", "order_name", "status", "created_at", "shipped_at", "stalled", "flags"]),
         }
-    )
+
+    return materialize_by_chunks(context, step, figures, day_column="cohort_day", chunk_days=warehouse.chunk_days, as_of=as_of)
 
 
 @orders_asset(schema.order_sla, deps=["orders"])
@@ -53,27 +57,30 @@ def order_sla(
 ) -> dg.MaterializeResult:
     """Per order and SLA clock (pick, pack, ship, delivery): actual minutes, limit, breached and
     delay; a clock still running is measured up to the evaluation time."""
-    first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    orders_frame = read_days(engine, schema.orders, "cohort_day", first, last)
-    frame = build_order_sla(orders_frame, as_of, tenant_registry.policy_frame())
-    replace_partition(engine, schema.order_sla, frame, "cohort_day", first, last)
-    breached = frame[frame["breached"]].groupby("clock").size() if len(frame) else {}
-    return dg.MaterializeResult(
-        metadata={
-            **window_metadata(first, last, as_of),
+    policies = tenant_registry.policy_frame()
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        frame = build_order_sla(read_days(engine, schema.orders, "cohort_day", first, last), as_of, policies)
+        replace_partition(engine, schema.order_sla, frame, "cohort_day", first, last)
+        return frame
+
+    def figures(frame, day):  # noqa: ANN001, ANN202
+        breached = frame[frame["breached"]].groupby("clock").size() if len(frame) else {}
+        return {
             "dagster/row_count": number(len(frame)),
             "clocks": number(len(frame)),
             "running": number(int(frame["running"].sum())),
             **{f"{c}_breached": number(int(breached.get(c, 0))) for c in CLOCKS},
             "preview": preview(frame[frame["breached"]], ["tenant", "order_id", "clock", "actual_minutes", "limit_minutes", "delay_minutes"]),
         }
-    )
+
+    return materialize_by_chunks(context, step, figures, day_column="cohort_day", chunk_days=warehouse.chunk_days, as_of=as_of)
 
 
 def _mean(frame, column):  # noqa: ANN001
-    """Orders-weighted mean of a per-tenant-day figure, for the run's headline metadata."""
+    """Orders-weighted mean of a per-tenant-day figure, for the day's headline metadata."""
     if frame.empty:
         return float("nan")
     return float((frame[column] * frame["orders"]).sum() / max(frame["orders"].sum(), 1))
@@ -88,18 +95,23 @@ def sla_metrics(
 ) -> dg.MaterializeResult:
     """Daily SLA figures per tenant: compliance and p50/p95 of each clock, stalled orders and the
     4-hour exception response compliance."""
-    first, last = partition_days(context)
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    orders_frame = read_days(engine, schema.orders, "cohort_day", first, last)
-    sla_frame = read_days(engine, schema.order_sla, "cohort_day", first, last)
-    exceptions_frame = read_days(engine, schema.exceptions, "cohort_day", first, last)
-    frame = build_sla_metrics(orders_frame, sla_frame, exceptions_frame, as_of=as_of,
-                              policies=tenant_registry.policy_frame())
-    replace_partition(engine, schema.sla_metrics, frame, "day", first, last)
-    return dg.MaterializeResult(
-        metadata={
-            **window_metadata(first, last, as_of),
+    policies = tenant_registry.policy_frame()
+
+    def step(first, last):  # noqa: ANN001, ANN202
+        frame = build_sla_metrics(
+            read_days(engine, schema.orders, "cohort_day", first, last),
+            read_days(engine, schema.order_sla, "cohort_day", first, last),
+            read_days(engine, schema.exceptions, "cohort_day", first, last),
+            as_of=as_of,
+            policies=policies,
+        )
+        replace_partition(engine, schema.sla_metrics, frame, "day", first, last)
+        return frame
+
+    def figures(frame, day):  # noqa: ANN001, ANN202
+        return {
             "dagster/row_count": number(len(frame)),
             "orders": number(int(frame["orders"].sum()) if len(frame) else 0),
             "completed": number(int(frame["completed"].sum()) if len(frame) else 0),
@@ -108,4 +120,5 @@ def sla_metrics(
             "exception_response_compliance_pct": number(100 * _mean(frame, "exception_response_compliance")),
             "preview": preview(frame, ["tenant", "day", "orders", "completed", "pick_compliance", "pack_compliance", "ship_compliance", "delivery_compliance", "stalled"]),
         }
-    )
+
+    return materialize_by_chunks(context, step, figures, day_column="day", chunk_days=warehouse.chunk_days, as_of=as_of)

@@ -29,7 +29,7 @@ from e2a_assets.domain.invoice_validation import (
     validate_invoice_numbers,
 )
 from e2a_assets.domain.statements import PENDING_REVIEW
-from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
+from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG, day_chunks
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.services.billing import recompute_billable
 from e2a_assets.services.ledger_scope import invoices_of_months, lines_of, touched_months
@@ -50,16 +50,12 @@ def run_days(context: dg.AssetCheckExecutionContext) -> tuple[dt.date, dt.date] 
     return None
 
 
-def _run_ledger(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, clock: ClockResource):
-    """(engine, as_of, days, invoices) for a check judging the run's cohort days; without a
-    partition, the days the ledger covers (None for an empty ledger)."""
+def _run_chunks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    """The run's cohort days cut into the warehouse's chunks (memory stays that of one chunk
+    whatever the range); without a partition, the days the ledger covers (none when empty)."""
     engine = warehouse.get_engine()
-    as_of = clock.as_of_for(context.op_execution_context)
-    days = run_days(context)
-    book = ledger.read_invoices(engine, first=days[0] if days else None, last=days[1] if days else None)
-    if days is None and len(book):
-        days = (min(book["cohort_day"]), max(book["cohort_day"]))
-    return engine, as_of, days, book
+    days = run_days(context) or ledger.cohort_day_span(engine)
+    return engine, ([] if days is None else list(day_chunks(days[0], days[1], warehouse.chunk_days)))
 
 
 def _result(offenders: pd.DataFrame, columns: list[str], extra: dict | None = None) -> dg.AssetCheckResult:
@@ -91,45 +87,66 @@ def invoice_amounts_match_events(
     tenant_registry: TenantRegistryResource,
     clock: ClockResource,
 ) -> dg.AssetCheckResult:
-    engine, as_of, days, book = _run_ledger(context, warehouse, clock)
-    # Only what was known at the run's evaluation time: later invoices/adjustments are not judged.
-    book = book[book["issued_at"] <= as_of]
-    adjustments = ledger.read_adjustments_for(engine, book)
-    adjustments = adjustments[adjustments["created_at"] <= as_of]
-    if book.empty:
-        return _result(book.assign(problem=None), ["invoice_number"], {"invoices_checked": dg.MetadataValue.int(0)})
-    _, recomputed, _ = recompute_billable(engine, days[0], days[1], as_of, tenant_registry.get_registry())
-    offenders = validate_invoice_amounts(book, adjustments, recomputed)
-    # A difference exactly covered by adjustments awaiting review is known and visible in the
-    # report; it is not a ledger error (it becomes one if a stale adjustment gets approved).
-    pending = adjustments[adjustments["status"] == PENDING_REVIEW].groupby("invoice_number")["delta_cents"].sum()
-    awaiting = offenders["invoice_number"].map(pending).eq(offenders["difference_cents"]) & offenders["problem"].eq(AMOUNT_MISMATCH)
-    offenders = pd.concat([offenders[~awaiting], ledger.inconsistent_invoices(engine, book)], ignore_index=True)
+    engine, chunks = _run_chunks(context, warehouse)
+    as_of = clock.as_of_for(context.op_execution_context)
+    registry = tenant_registry.get_registry()
+    found, checked, awaiting_review = [], 0, 0
+    for first, last in chunks:
+        # Only what was known at the run's evaluation time: later invoices/adjustments are not judged.
+        book = ledger.read_invoices(engine, first=first, last=last)
+        book = book[book["issued_at"] <= as_of]
+        if book.empty:
+            continue
+        adjustments = ledger.read_adjustments_for(engine, book)
+        adjustments = adjustments[adjustments["created_at"] <= as_of]
+        _, recomputed, _ = recompute_billable(engine, first, last, as_of, registry)
+        offenders = validate_invoice_amounts(book, adjustments, recomputed)
+        # A difference exactly covered by adjustments awaiting review is known and visible in the
+        # report; it is not a ledger error (it becomes one if a stale adjustment gets approved).
+        pending = adjustments[adjustments["status"] == PENDING_REVIEW].groupby("invoice_number")["delta_cents"].sum()
+        awaiting = offenders["invoice_number"].map(pending).eq(offenders["difference_cents"]) & offenders["problem"].eq(AMOUNT_MISMATCH)
+        found += [offenders[~awaiting], ledger.inconsistent_invoices(engine, book)]
+        checked, awaiting_review = checked + len(book), awaiting_review + int(awaiting.sum())
     return _result(
-        offenders,
+        _concat(found),
         ["invoice_number", "tenant", "order_id", "issued_cents", "applied_cents", "recomputed_cents", "difference_cents",
          "lines_cents", "problem"],
-        {"invoices_checked": dg.MetadataValue.int(len(book)),
-         "awaiting_review": dg.MetadataValue.int(int(awaiting.sum()))},
+        {"invoices_checked": dg.MetadataValue.int(checked), "awaiting_review": dg.MetadataValue.int(awaiting_review)},
     )  # fmt: skip
 
 
-def _scope(context: dg.AssetCheckExecutionContext, engine) -> list[tuple[str, str]] | None:
-    """The (tenant, invoice_month) pairs of the run's invoices; None (whole ledger) without a partition."""
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Offenders found chunk by chunk, as one frame (an empty one with an invoice_number column)."""
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"invoice_number": pd.Series(dtype=object)})
+
+
+def _month_batches(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    """The (tenant, invoice_month) pairs the run's invoices belong to - every pair of the ledger
+    without a partition (ledger_audit_job) - one invoice month at a time, so a year-long backfill
+    or a whole-ledger audit holds one month of invoices at once."""
+    engine = warehouse.get_engine()
     days = run_days(context)
     if days is None:
-        return None
-    return touched_months(ledger.read_invoices(engine, first=days[0], last=days[1]))
+        keys = ledger.tenant_months(engine)
+    else:
+        keys = sorted({key for first, last in day_chunks(days[0], days[1], warehouse.chunk_days)
+                       for key in touched_months(ledger.read_invoices(engine, first=first, last=last))})  # fmt: skip
+    months = sorted({month for _, month in keys})
+    return engine, [[key for key in keys if key[1] == month] for month in months]
 
 
 @dg.asset_check(**CHECK, description="Invoice numbers are well-formed, unique and gapless per tenant "
                 "and month (the tenant-months the run touched; whole ledger in ledger_audit_job).")  # fmt: skip
 def invoice_numbers_unique_and_gapless(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    engine = warehouse.get_engine()
-    book = invoices_of_months(engine, _scope(context, engine), ["tenant", "order_id", "invoice_number", "invoice_date"])
-    offenders = validate_invoice_numbers(book)
-    return _result(offenders, ["invoice_number", "tenant", "order_id", "problem"],
-                   {"invoices_checked": dg.MetadataValue.int(len(book))})  # fmt: skip
+    engine, batches = _month_batches(context, warehouse)
+    found, checked = [], 0
+    for keys in batches:
+        book = invoices_of_months(engine, keys, ["tenant", "order_id", "invoice_number", "invoice_date"])
+        found.append(validate_invoice_numbers(book))
+        checked += len(book)
+    return _result(_concat(found), ["invoice_number", "tenant", "order_id", "problem"],
+                   {"invoices_checked": dg.MetadataValue.int(checked)})  # fmt: skip
 
 
 @dg.asset_check(**CHECK, description="Exactly one invoice per billable, not-held order and none for "
@@ -140,20 +157,23 @@ def one_invoice_per_billable_order(
     tenant_registry: TenantRegistryResource,
     clock: ClockResource,
 ) -> dg.AssetCheckResult:
-    engine, as_of, days, book = _run_ledger(context, warehouse, clock)
-    if days is None:
-        return _result(book.assign(problem=None), ["invoice_number"])
-    billable, _, _ = recompute_billable(engine, days[0], days[1], as_of, tenant_registry.get_registry())
-    # An order that became billable after the run's evaluation time is not due an invoice yet.
-    billable = billable[billable["billable_at"] <= as_of]
-    offenders = validate_invoice_coverage(book, billable)
-    # An invoice issued after the run's evaluation time (a backfill with an older as_of) cannot be
-    # judged "unbillable" by what was known then; it still counts as the order's invoice.
-    later = set(book.loc[book["issued_at"] > as_of, "invoice_number"])
-    offenders = offenders[~(offenders["problem"].eq(UNBILLABLE_ORDER) & offenders["invoice_number"].isin(later))]
-    return _result(offenders, ["invoice_number", "tenant", "order_id", "problem"],
-                   {"invoices_checked": dg.MetadataValue.int(len(book)),
-                    "billable_orders": dg.MetadataValue.int(int(billable["billable"].sum()) if len(billable) else 0)})  # fmt: skip
+    engine, chunks = _run_chunks(context, warehouse)
+    as_of = clock.as_of_for(context.op_execution_context)
+    registry = tenant_registry.get_registry()
+    found, checked, due = [], 0, 0
+    for first, last in chunks:
+        book = ledger.read_invoices(engine, first=first, last=last)
+        billable, _, _ = recompute_billable(engine, first, last, as_of, registry)
+        # An order that became billable after the run's evaluation time is not due an invoice yet.
+        billable = billable[billable["billable_at"] <= as_of]
+        offenders = validate_invoice_coverage(book, billable)
+        # An invoice issued after the run's evaluation time (a backfill with an older as_of) cannot be
+        # judged "unbillable" by what was known then; it still counts as the order's invoice.
+        later = set(book.loc[book["issued_at"] > as_of, "invoice_number"])
+        found.append(offenders[~(offenders["problem"].eq(UNBILLABLE_ORDER) & offenders["invoice_number"].isin(later))])
+        checked, due = checked + len(book), due + (int(billable["billable"].sum()) if len(billable) else 0)
+    return _result(_concat(found), ["invoice_number", "tenant", "order_id", "problem"],
+                   {"invoices_checked": dg.MetadataValue.int(checked), "billable_orders": dg.MetadataValue.int(due)})  # fmt: skip
 
 
 @dg.asset_check(**CHECK, description="due_date = invoice_date + payment terms (the tenant-months the run "
@@ -161,27 +181,34 @@ def one_invoice_per_billable_order(
 def invoice_due_dates(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, tenant_registry: TenantRegistryResource
 ) -> dg.AssetCheckResult:
-    engine = warehouse.get_engine()
-    book = invoices_of_months(engine, _scope(context, engine),
-                              ["tenant", "order_id", "invoice_number", "invoice_date", "due_date", "payment_terms_days"])  # fmt: skip
-    offenders = validate_due_dates(book, tenant_registry.get_registry())
-    return _result(offenders, ["invoice_number", "tenant", "order_id", "invoice_date", "due_date", "expected_due_date"],
-                   {"invoices_checked": dg.MetadataValue.int(len(book))})  # fmt: skip
+    engine, batches = _month_batches(context, warehouse)
+    registry = tenant_registry.get_registry()
+    found, checked = [], 0
+    for keys in batches:
+        book = invoices_of_months(engine, keys, ["tenant", "order_id", "invoice_number", "invoice_date", "due_date",
+                                                 "payment_terms_days"])  # fmt: skip
+        found.append(validate_due_dates(book, registry))
+        checked += len(book)
+    return _result(_concat(found), ["invoice_number", "tenant", "order_id", "invoice_date", "due_date", "expected_due_date"],
+                   {"invoices_checked": dg.MetadataValue.int(checked)})  # fmt: skip
 
 
 @dg.asset_check(**CHECK, description="Invoice amounts and line amounts are >= 0 (the tenant-months the "
                 "run touched; whole ledger in ledger_audit_job).")  # fmt: skip
 def invoice_amounts_non_negative(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    engine = warehouse.get_engine()
-    keys = _scope(context, engine)
-    book = invoices_of_months(engine, keys, ["tenant", "order_id", "invoice_number", "amount_cents"])
-    lines = lines_of(engine, None if keys is None else list(book["invoice_number"]),
-                     ["tenant", "order_id", "invoice_number", "kind", "amount_cents"])
-    offenders = validate_amounts_non_negative(book, lines.drop(columns="invoice_number"))
-    # Lines come back without their number from the domain function: put it back for the table.
-    if len(offenders) and offenders["invoice_number"].isna().any():
-        numbers = lines.drop_duplicates(["tenant", "order_id"]).set_index(["tenant", "order_id"])["invoice_number"]
-        keys = pd.MultiIndex.from_frame(offenders[["tenant", "order_id"]])
-        offenders["invoice_number"] = offenders["invoice_number"].fillna(pd.Series(numbers.reindex(keys).to_numpy(), index=offenders.index))
-    return _result(offenders, ["invoice_number", "tenant", "order_id", "amount_cents", "problem"],
-                   {"invoices_checked": dg.MetadataValue.int(len(book))})  # fmt: skip
+    engine, batches = _month_batches(context, warehouse)
+    found, checked = [], 0
+    for keys in batches:
+        book = invoices_of_months(engine, keys, ["tenant", "order_id", "invoice_number", "amount_cents"])
+        lines = lines_of(engine, list(book["invoice_number"]), ["tenant", "order_id", "invoice_number", "kind", "amount_cents"])
+        offenders = validate_amounts_non_negative(book, lines.drop(columns="invoice_number"))
+        # Lines come back without their number from the domain function: put it back for the table.
+        if len(offenders) and offenders["invoice_number"].isna().any():
+            numbers = lines.drop_duplicates(["tenant", "order_id"]).set_index(["tenant", "order_id"])["invoice_number"]
+            index = pd.MultiIndex.from_frame(offenders[["tenant", "order_id"]])
+            offenders["invoice_number"] = offenders["invoice_number"].fillna(
+                pd.Series(numbers.reindex(index).to_numpy(), index=offenders.index))
+        found.append(offenders)
+        checked += len(book)
+    return _result(_concat(found), ["invoice_number", "tenant", "order_id", "amount_cents", "problem"],
+                   {"invoices_checked": dg.MetadataValue.int(checked)})

@@ -395,7 +395,7 @@ def prioritize(exceptions: pd.DataFrame, as_of: pd.Timestamp, policies: Any = No
 
     score = severity weight + min(2 x age_hours, 50) + 30 if age_hours > 3 (75 % of the 4 h
     response SLA; with `policies`, 75 % of each tenant's response_hours). `rank` is 1.. within
-    each tenant; rows are ordered by score desc, opened_at, order_id (then tenant, reason_code).
+    each tenant and cohort day; rows are ordered by score desc, opened_at, order_id (then tenant, reason_code).
     """
     as_of = utc(as_of)
     ex = exceptions.copy()
@@ -423,7 +423,9 @@ def prioritize(exceptions: pd.DataFrame, as_of: pd.Timestamp, policies: Any = No
     ex = ex.assign(_neg=-ex["score"]).sort_values(
         ["_neg", "opened_at", "order_id", "tenant", "reason_code"], kind="mergesort"
     )
-    ex["rank"] = ex.groupby("tenant").cumcount().astype("int64") + 1
+    # Per tenant and cohort day: a partition's ranks are the same whether the day was refreshed
+    # alone, in a range run or in chunks (a queue across days orders by score, as above).
+    ex["rank"] = ex.groupby(["tenant", "cohort_day"], sort=False).cumcount().astype("int64") + 1
     return ex.reset_index(drop=True)[PRIORITY_COLUMNS]
 
 

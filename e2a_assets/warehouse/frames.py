@@ -14,6 +14,8 @@ from sqlalchemy.engine import Connection
 from e2a_assets.warehouse.partition_lock import lock_partition_days
 
 CHUNK = 50_000
+# Days an asset run reads, computes and writes at a time (E2A_CHUNK_DAYS; assets/ranges.py).
+DEFAULT_CHUNK_DAYS = 7
 
 
 def _write_columns(frame: pd.DataFrame, table: Table) -> tuple[list[str], dict[str, Any]]:

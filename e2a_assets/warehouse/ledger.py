@@ -20,7 +20,7 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, and_, bindparam, select, tuple_, update
+from sqlalchemy import Engine, and_, bindparam, func, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from e2a_assets.domain.billing import plan_invoice_numbers
@@ -177,6 +177,23 @@ def read_invoices(conn_or_engine: Any, tenant: str | None = None, month: str | N
         where.append(invoices.c.cohort_day <= last)
     frame = read_table(conn_or_engine, invoices, where)
     return frame.sort_values(["tenant", "invoice_month", "invoice_seq"]).reset_index(drop=True)
+
+
+def cohort_day_span(engine: Engine) -> tuple[dt.date, dt.date] | None:
+    """First and last cohort day of the invoice ledger (one aggregate), None when it is empty."""
+    stmt = select(func.min(invoices.c.cohort_day), func.max(invoices.c.cohort_day))
+    with engine.connect() as conn:
+        first, last = conn.execute(stmt).one()
+    if first is None:
+        return None
+    return pd.Timestamp(first).date(), pd.Timestamp(last).date()
+
+
+def tenant_months(engine: Engine) -> list[tuple[str, str]]:
+    """Every (tenant, invoice_month) of the ledger, sorted, from the unique index (no invoice rows)."""
+    stmt = select(invoices.c.tenant, invoices.c.invoice_month).group_by(invoices.c.tenant, invoices.c.invoice_month)
+    with engine.connect() as conn:
+        return sorted((tenant, str(month)) for tenant, month in conn.execute(stmt))
 
 
 def read_adjustments_for(conn_or_engine: Any, inv: pd.DataFrame) -> pd.DataFrame:

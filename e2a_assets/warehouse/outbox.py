@@ -12,12 +12,15 @@ from e2a_assets.warehouse.frames import insert_new, read_table
 from e2a_assets.warehouse.schema import exception_actions
 
 
-def sync_actions(engine: Engine, planned: pd.DataFrame, first: dt.date, last: dt.date, as_of: pd.Timestamp) -> dict[str, int]:
+def sync_actions(
+    engine: Engine, planned: pd.DataFrame, first: dt.date, last: dt.date, as_of: pd.Timestamp
+) -> dict[str, pd.DataFrame]:
     """Request actions for newly open exceptions and record outcomes of resolved ones.
 
     `planned` is `plan_actions(exceptions)` for the days [first, last]. An action is inserted
     only while its exception is open and only once (unique `action_key`); afterwards only its
-    outcome and completion time change.
+    outcome and completion time change. Returns the planned rows it requested ("requested") and
+    those whose outcome it recorded ("succeeded").
     """
     stamp = as_of.to_pydatetime()
     with engine.begin() as conn:
@@ -31,7 +34,7 @@ def sync_actions(engine: Engine, planned: pd.DataFrame, first: dt.date, last: dt
         new = planned[(planned["outcome"] == PENDING) & ~planned["action_key"].isin(known)].copy()
         new["recorded_at"] = stamp
         new["updated_at"] = stamp
-        requested = insert_new(conn, exception_actions, new, ["action_key"])
+        insert_new(conn, exception_actions, new, ["action_key"])
 
         pending = set(existing.loc[existing["outcome"] == PENDING, "action_key"])
         done = planned[(planned["outcome"] == SUCCEEDED) & planned["action_key"].isin(pending)]
@@ -45,4 +48,4 @@ def sync_actions(engine: Engine, planned: pd.DataFrame, first: dt.date, last: dt
                     for k, t in zip(done["action_key"], pd.to_datetime(done["completed_at"], utc=True))
                 ],
             )
-    return {"requested": requested, "succeeded": len(done)}
+    return {"requested": new, "succeeded": done}

@@ -43,6 +43,9 @@ exceptions = Table(
     *_exception_columns(),
     UniqueConstraint("tenant", "order_id", "reason_code", name="uq_exceptions_code"),
     Index("ix_exceptions_day", "cohort_day", "tenant"),
+    # Time-window reads of daily runs: the 7-day patterns and the summary (opened or resolved that day).
+    Index("ix_exceptions_opened", "opened_at"),
+    Index("ix_exceptions_resolved", "resolved_at"),
 )
 
 exception_priorities = Table(
@@ -77,6 +80,7 @@ exception_actions = Table(
     Column("updated_at", TS, nullable=False),
     UniqueConstraint("action_key", name="uq_exception_actions_key"),
     Index("ix_exception_actions_day", "cohort_day", "tenant"),
+    Index("ix_exception_actions_requested", "requested_at"),
 )
 
 exception_patterns = Table(
