@@ -9,6 +9,8 @@ from pydantic import PrivateAttr
 from sqlalchemy import Engine
 
 from e2a_assets.domain.policies import TenantRegistry, load_registry
+from e2a_assets.domain.rate_cards import RateCardChanged
+from e2a_assets.services.rate_cards import verify_rate_cards
 from e2a_assets.warehouse.engine import make_engine
 from e2a_assets.warehouse.frames import DEFAULT_CHUNK_DAYS
 from e2a_assets.warehouse.migrate import MigrationError, ensure_current
@@ -71,6 +73,17 @@ class TenantRegistryResource(dg.ConfigurableResource):
 
     def policy_frame(self) -> pd.DataFrame:
         return self.get_registry().policy_frame()
+
+    def billing_registry(self, engine: Engine) -> TenantRegistry:
+        """The registry for pricing and issuing, once no rate card version that priced an issued
+        invoice differs from what the ledger recorded (DOMAIN §8.1); otherwise the step fails with
+        the one line naming tenant and version, without retries (the registry must be fixed)."""
+        registry = self.get_registry()
+        try:
+            verify_rate_cards(engine, registry)
+        except RateCardChanged as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        return registry
 
 
 def parse_as_of(value: str) -> pd.Timestamp:

@@ -27,9 +27,11 @@ def priced(tenant: str, day: dt.date, order_ids, amount: int = 70) -> tuple[pd.D
     ids = [str(o) for o in order_ids]
     at = [pd.Timestamp(day, tz="UTC") + pd.Timedelta(minutes=n) for n in range(len(ids))]
     frame = pd.DataFrame({"tenant": tenant, "order_id": ids, "cohort_day": day, "invoice_date": day, "billable_at": at,
-                          "billable_basis": "shipped", "amount_cents": amount, "currency": "USD"})  # fmt: skip
+                          "billable_basis": "shipped", "amount_cents": amount, "currency": "USD",
+                          "rate_card_version": 1})  # fmt: skip
     lines = pd.DataFrame({"tenant": tenant, "order_id": ids, "line_no": 1, "kind": "pick", "description": "pick",
-                          "quantity": 1, "unit_cents": amount, "amount_cents": amount})[LINE_COLUMNS]  # fmt: skip
+                          "quantity": 1, "unit_cents": amount, "amount_cents": amount,
+                          "rate_card_version": 1})[LINE_COLUMNS]  # fmt: skip
     return frame, lines
 
 
@@ -101,7 +103,7 @@ def test_invoices_export_cli(sqlite_url, tmp_path, monkeypatch, capsys):
             "created_at": AS_OF, "adjustment_date": dt.date(2025, 9, 1), "issued_cents": 1234,
             "previously_applied_cents": 0, "recomputed_cents": 1484, "delta_cents": 250, "kind": "debit",
             "reason": "RECALCULATION", "status": "AUTO_APPLIED", "applied": True, "flagged": False,
-            "supersedes": "", "created_run_id": "r2"}]))  # fmt: skip
+            "supersedes": "", "created_run_id": "r2", "rate_card_version": 1}]))  # fmt: skip
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     monkeypatch.setenv("E2A_DATA_DIR", str(tmp_path))
     assert export_month_csv(engine, "demo-3pl", "2025-08").count("\n") == 3
@@ -139,7 +141,7 @@ def test_review_cli_approves_pending_adjustment_once(sqlite_url, tmp_path, monke
             "created_at": AS_OF, "adjustment_date": dt.date(2025, 9, 1), "issued_cents": 70,
             "previously_applied_cents": 0, "recomputed_cents": 3070, "delta_cents": 3000, "kind": "debit",
             "reason": "RECALCULATION", "status": "PENDING_REVIEW", "applied": False, "flagged": False,
-            "supersedes": "", "created_run_id": "r2"}]))  # fmt: skip
+            "supersedes": "", "created_run_id": "r2", "rate_card_version": 1}]))  # fmt: skip
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     monkeypatch.setenv("E2A_DATA_DIR", str(tmp_path))
     main(["invoices", "review", "DEMO-3PL-202508-0001-A01", "--approve", "--reviewer", "ana"])

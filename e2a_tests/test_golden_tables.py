@@ -37,11 +37,11 @@ EARLY_AS_OF = pd.Timestamp("2025-09-01T06:00:00Z")
 AS_OF = pd.Timestamp("2025-09-12T09:00:00Z")
 # Who wrote a row and when it arrived differ from run to run; nothing derived depends on them.
 VOLATILE = {"id", "commit_seq", "received_at", "recorded_at", "updated_at", "issued_run_id", "created_run_id",
-            "raised_at", "last_replayed_at"}
+            "raised_at", "last_replayed_at", "first_used_run_id"}
 DERIVED = ["webhook_events", "orders", "order_sla", "sla_metrics", "completed_orders", "exceptions",
            "exception_priorities", "exception_actions", "exception_patterns", "exception_insights",
            "billable_orders", "invoices", "invoice_lines", "invoice_sequences", "invoice_adjustments",
-           "billing_report", "monthly_statements", "operations_summary"]
+           "billing_report", "monthly_statements", "operations_summary", "rate_card_versions"]
 
 
 def canonical(value) -> str:  # noqa: ANN001

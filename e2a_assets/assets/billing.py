@@ -13,7 +13,7 @@ import pandas as pd
 from e2a_assets.assets.common import FINANCE, OPS, number, preview, warehouse_assets
 from e2a_assets.assets.ranges import materialize_by_chunks
 from e2a_assets.documents.invoices import lines_for, missing_documents, write_invoice_documents
-from e2a_assets.domain.billing import COMPLETIONS, MONEY_COLUMNS, build_completed_orders, price_orders
+from e2a_assets.domain.billing import COMPLETIONS, PRICE_COLUMNS, build_completed_orders, price_orders
 from e2a_assets.domain.statements import (
     APPLIED_FLAGGED,
     AUTO_APPLIED,
@@ -25,7 +25,7 @@ from e2a_assets.domain.statements import (
 from e2a_assets.partitions import days_between, monthly_partitions
 from e2a_assets.resources import ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.services import billing_reads as reads
-from e2a_assets.services.billing import recompute_billable
+from e2a_assets.services.billing import recompute_billable, reprice_invoiced
 from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.frames import read_days, replace_partition
 
@@ -70,11 +70,11 @@ def billable_orders(
     run; orders with an open blocking exception are kept as held (priced, not invoiced)."""
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    registry = tenant_registry.get_registry()
+    registry = tenant_registry.billing_registry(engine)
 
     def step(first, last):  # noqa: ANN001, ANN202
         billable, totals, _ = recompute_billable(engine, first, last, as_of, registry, orders_table=schema.completed_orders)
-        frame = billable.merge(totals[["tenant", "order_id", *MONEY_COLUMNS]], how="left", on=["tenant", "order_id"])
+        frame = billable.merge(totals[["tenant", "order_id", *PRICE_COLUMNS]], how="left", on=["tenant", "order_id"])
         frame["as_of"] = as_of
         replace_partition(engine, schema.billable_orders, frame, "cohort_day", first, last)
         return frame
@@ -106,12 +106,13 @@ def invoice_adjustments(
     Idempotent; a run evaluated before an invoice or adjustment was written leaves it alone."""
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    registry = tenant_registry.get_registry()
+    registry = tenant_registry.billing_registry(engine)
     run_id = context.run.run_id
 
     def step(first, last):  # noqa: ANN001, ANN202
-        recomputed = read_days(engine, schema.billable_orders, "cohort_day", first, last)
         issued = ledger.read_invoices(engine, first=first, last=last)
+        # Priced again with the rate card version recorded on each invoice, never a later one.
+        recomputed = reprice_invoiced(read_days(engine, schema.billable_orders, "cohort_day", first, last), issued, registry)
         existing = ledger.read_adjustments_for(engine, issued)
         # A run evaluated "in the past" (a backfill with an older as_of) must not correct later entries.
         later = issued.loc[issued["issued_at"] > as_of, ["invoice_number", "cohort_day"]]
@@ -161,14 +162,14 @@ def invoices(
     cohort days that has none yet, with its lines and a printable document. Never rewrites."""
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
-    registry = tenant_registry.get_registry()
+    registry = tenant_registry.billing_registry(engine)
     folder = invoice_documents.invoice_dir
     run_id = context.run.run_id
 
     def step(first, last):  # noqa: ANN001, ANN202
         stored = read_days(engine, schema.billable_orders, "cohort_day", first, last)
         ready = stored[stored["billable"] & (stored["billable_at"] <= as_of)]
-        totals, lines = price_orders(ready.drop(columns=[*MONEY_COLUMNS, "as_of"]), registry)
+        totals, lines = price_orders(ready.drop(columns=[*PRICE_COLUMNS, "as_of"]), registry)
         candidates = totals.merge(ready[["tenant", "order_id", "billable_basis"]], on=["tenant", "order_id"])
         issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, run_id, as_of)
         written = write_invoice_documents(folder, issued, issued_lines, registry)

@@ -19,12 +19,14 @@ import pandas as pd
 
 from e2a_assets.domain.exceptions import BLOCKING_REASON_CODES, OPEN, holds_billing
 from e2a_assets.domain.policies import (
+    FIRST_RATE_CARD_VERSION,
     FLAGS,
     MULTIPLIER_FLAGS,
     SERVICE_FLAGS,
     TenantRegistry,
     shipped_defaults,
 )
+from e2a_assets.domain.rate_cards import rate_card_table, versions_in_force
 
 OPERATIONS = {  # output column -> (line kind, counted event type), in DOMAIN §5 order
     "picks": ("pick", "pick_completed"),
@@ -51,7 +53,8 @@ COMPLETED_COLUMNS = [
     "picked_at", "shipped_at", "delivered_at", "cancelled_at", "returned_at", "flags",
     *(f"flag_{f}" for f in FLAGS), "as_of",
 ]  # fmt: skip
-LINE_COLUMNS = ["tenant", "order_id", "line_no", "kind", "description", "quantity", "unit_cents", "amount_cents"]
+LINE_COLUMNS = ["tenant", "order_id", "line_no", "kind", "description", "quantity", "unit_cents", "amount_cents",
+                "rate_card_version"]
 BILLABLE_COLUMNS = [
     "tenant", "order_id", "cohort_day", "created_at", "billable_at", "billable_basis", "invoice_date",
     "billable", "held", "hold_reasons", "picks", "packs", "labels", "kitting", "returns",
@@ -62,8 +65,10 @@ MONEY_COLUMNS = [
     "operations_cents", "storage_cents", "services_cents", "returns_cents", "subtotal_cents",
     "minimum_top_up_cents", "multiplier_cents", "amount_cents",
 ]  # fmt: skip
+# What pricing adds to a billable order: the rate card version that priced it (DOMAIN §8.1) and the money.
+PRICE_COLUMNS = ["rate_card_version", *MONEY_COLUMNS]
 TOTAL_COLUMNS = [
-    "tenant", "order_id", "cohort_day", "billable_at", "invoice_date", "billable", "held", "currency", *MONEY_COLUMNS,
+    "tenant", "order_id", "cohort_day", "billable_at", "invoice_date", "billable", "held", "currency", *PRICE_COLUMNS,
 ]
 
 
@@ -291,7 +296,10 @@ def _factor_label(values: pd.Series) -> pd.Series:
 def price_orders(
     billable: pd.DataFrame, policies: TenantRegistry | pd.DataFrame | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Price every row of `build_billable_orders` (held ones too) per DOMAIN §5.
+    """Price every row of `build_billable_orders` (held ones too) per DOMAIN §5, each with the
+    rate card version that prices it (DOMAIN §8.1): its own `rate_card_version` when the row has
+    one (an invoiced order: the version recorded on the invoice), else the version in force on its
+    invoice_date (`rate_cards.py::versions_in_force`). A policy frame (no versions) is version 1.
 
     Returns (totals, lines): totals has `TOTAL_COLUMNS` (one row per order); lines has
     `LINE_COLUMNS`, one row per charged kind in `LINE_KINDS` order, summing to `amount_cents`.
@@ -300,12 +308,17 @@ def price_orders(
         return pd.DataFrame(columns=TOTAL_COLUMNS), pd.DataFrame(columns=LINE_COLUMNS)
     if billable.duplicated(["tenant", "order_id"]).any():
         raise ValueError("price_orders: an order appears twice in the billable frame")
-    tariffs = policy_table(policies, billable["tenant"].unique())
+    tenants = billable["tenant"].unique()
+    if isinstance(policies, TenantRegistry):
+        tariffs = rate_card_table(policies, tenants)
+    else:
+        tariffs = policy_table(policies, tenants).assign(rate_card_version=FIRST_RATE_CARD_VERSION, effective_from=pd.NaT)
     tariffs = _with_ratio_columns(tariffs, "tariff_long_term_storage_factor", "_lt")
     for m in MULTIPLIER_FLAGS:
         tariffs = _with_ratio_columns(tariffs, f"tariff_multiplier_{m}", f"_m_{m}")
-    b = billable.drop(columns=["currency"], errors="ignore").merge(tariffs, how="left", on="tenant")
-    b = b.reset_index(drop=True)
+    b = billable.drop(columns=["currency"], errors="ignore").reset_index(drop=True)
+    b["rate_card_version"] = versions_in_force(b, tariffs)
+    b = b.merge(tariffs.drop(columns="effective_from"), how="left", on=["tenant", "rate_card_version"])
     i64 = lambda s: s.astype(np.int64)  # noqa: E731
 
     parts: list[tuple[str, pd.Series, pd.Series, pd.Series, pd.Series, pd.Series]] = []
@@ -380,11 +393,11 @@ def price_orders(
         frames.append(pd.DataFrame({
             "tenant": b.loc[mask, "tenant"], "order_id": b.loc[mask, "order_id"], "_rank": rank, "kind": kind,
             "description": pd.Series(desc, index=b.index)[mask], "quantity": qty[mask], "unit_cents": unit[mask],
-            "amount_cents": amt[mask],
+            "amount_cents": amt[mask], "rate_card_version": b.loc[mask, "rate_card_version"],
         }))  # fmt: skip
     lines = pd.concat(frames, ignore_index=True).sort_values(["tenant", "order_id", "_rank"], kind="stable")
     lines["line_no"] = lines.groupby(["tenant", "order_id"]).cumcount().astype(np.int64) + 1
-    for col in ("quantity", "unit_cents", "amount_cents"):
+    for col in ("quantity", "unit_cents", "amount_cents", "rate_card_version"):
         lines[col] = lines[col].astype(np.int64)
     return totals.reset_index(drop=True), lines[LINE_COLUMNS].reset_index(drop=True)
 

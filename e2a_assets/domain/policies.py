@@ -1,4 +1,4 @@
-"""Tenant policies: SLA limits, tariffs and identity of each 3PL client.
+"""Tenant policies: SLA limits, tariffs, rate card versions and identity of each 3PL client.
 
 Policies are typed and validated (pydantic); `load_registry` reads the YAML files of `policies/`
 and turns any problem into a one-line `PolicyError` naming the file and the field. Every SLA and
@@ -8,7 +8,10 @@ loader merges the default files, the environment overrides and each tenant's own
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -106,6 +109,42 @@ class Tariff(_Strict):
         return {k: value.get(k, 1.0) for k in MULTIPLIER_FLAGS}
 
 
+# The tariff keys a rate card version may set (DOMAIN §8.1): the per-order prices of DOMAIN §5.
+# Currency, payment terms, volume discounts, the minimum monthly fee and the adjustment limits are
+# account terms of the tenant (its `tariff:`), the same for every version.
+RATE_CARD_KEYS = (
+    "pick_cents", "pack_cents", "label_cents", "kitting_cents", "storage_day_cents",
+    "long_term_storage_after_days", "long_term_storage_factor", "services_cents",
+    "return_processing_cents", "return_restock_cents", "return_label_cents", "minimum_order_cents",
+    "multipliers",
+)  # fmt: skip
+FIRST_RATE_CARD_VERSION = 1
+
+
+class RateCardVersion(_Strict):
+    """One version of a tenant's rate card (DOMAIN §8.1): in force from `effective_from` (version 1:
+    from the first day, `None`) until the next version's date. `tariff` is the whole tariff it
+    prices with (the tenant's tariff with `changes` over it); `changes` are the values it sets."""
+
+    version: int = Field(ge=FIRST_RATE_CARD_VERSION)
+    effective_from: dt.date | None = None
+    changes: dict[str, Any] = Field(default_factory=dict)
+    tariff: Tariff
+
+    def prices(self) -> dict[str, Any]:
+        """Every rate card value this version prices with (`RATE_CARD_KEYS`), defaults included."""
+        return {key: getattr(self.tariff, key) for key in RATE_CARD_KEYS}
+
+    def definition(self) -> str:
+        """Canonical JSON of what the version is (its date and every price): what an issued
+        invoice's version is compared by."""
+        start = self.effective_from.isoformat() if self.effective_from else None
+        return json.dumps({"effective_from": start, "prices": self.prices()}, sort_keys=True, separators=(",", ":"))
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.definition().encode()).hexdigest()
+
+
 class TenantPolicy(_Strict):
     tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     display_name: str = ""
@@ -118,6 +157,9 @@ class TenantPolicy(_Strict):
     resolved_secret: SecretStr | None = Field(default=None, repr=False)
     sla: SlaPolicy
     tariff: Tariff
+    # Versions 1..n of the rate card (DOMAIN §8.1); version 1 is `tariff`. Empty when built by hand:
+    # then `rate_card_versions()` is version 1 alone.
+    rate_cards: tuple[RateCardVersion, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -139,6 +181,11 @@ class TenantPolicy(_Strict):
     @property
     def currency(self) -> str:
         return self.tariff.currency
+
+    def rate_card_versions(self) -> tuple[RateCardVersion, ...]:
+        """The tenant's rate card versions in order; version 1 alone (its tariff, in force from the
+        first day) when it has none."""
+        return self.rate_cards or (RateCardVersion(version=FIRST_RATE_CARD_VERSION, tariff=self.tariff),)
 
     def webhook_secret(self) -> str | None:
         """The tenant's signing secret as resolved at load time (None: the tenant cannot sign)."""
@@ -185,22 +232,41 @@ class TenantRegistry:
         return next((p for p in self.policies if p.shop_domain and p.shop_domain.lower() == domain), None)
 
     def policy_frame(self) -> pd.DataFrame:
-        """One row per tenant with every numeric policy value as a column, for vectorised joins."""
+        """One row per tenant with every numeric policy value as a column, for vectorised joins
+        (the tariff columns are rate card version 1's)."""
         rows = []
         for p in self.policies:
-            t = p.tariff
-            row: dict[str, Any] = {"tenant": p.tenant, "timezone": p.timezone, "currency": t.currency}
+            row: dict[str, Any] = {"tenant": p.tenant, "timezone": p.timezone, "currency": p.tariff.currency}
             row.update(p.sla.model_dump())
-            for key, value in t.model_dump().items():
-                if key in ("currency", "services_cents", "multipliers", "volume_discounts"):
-                    continue
-                row[f"tariff_{key}"] = value
-            for name, cents in t.services_cents.items():
-                row[f"tariff_service_{name}_cents"] = cents
-            for name, factor in t.multipliers.items():
-                row[f"tariff_multiplier_{name}"] = factor
+            row.update(_tariff_columns(p.tariff))
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def rate_card_frame(self) -> pd.DataFrame:
+        """One row per (tenant, rate card version): `rate_card_version`, `effective_from` (NaT for
+        version 1: from the first day) and the version's `tariff_*` columns, as in `policy_frame`."""
+        rows = [
+            {"tenant": p.tenant, "rate_card_version": v.version, "effective_from": v.effective_from,
+             "currency": v.tariff.currency, **_tariff_columns(v.tariff)}
+            for p in self.policies for v in p.rate_card_versions()
+        ]  # fmt: skip
+        frame = pd.DataFrame(rows, columns=None if rows else ["tenant", "rate_card_version", "effective_from"])
+        frame["effective_from"] = pd.to_datetime(pd.Series(frame["effective_from"], dtype=object))
+        return frame
+
+
+def _tariff_columns(t: Tariff) -> dict[str, Any]:
+    """A tariff as flat `tariff_*` columns (services and multipliers one column each)."""
+    row: dict[str, Any] = {}
+    for key, value in t.model_dump().items():
+        if key in ("currency", "services_cents", "multipliers", "volume_discounts"):
+            continue
+        row[f"tariff_{key}"] = value
+    for name, cents in t.services_cents.items():
+        row[f"tariff_service_{name}_cents"] = cents
+    for name, factor in t.multipliers.items():
+        row[f"tariff_multiplier_{name}"] = factor
+    return row
 
 
 def _read_yaml(path: Path) -> Any:
@@ -322,11 +388,65 @@ def load_registry(
         spec["resolved_secret"] = _resolve_secret(spec, environ, allow_dev_secrets)
         spec["sla"] = _merged(sla_defaults, spec.get("sla", {}))
         spec["tariff"] = _merged(tariff_defaults, spec.get("tariff", {}))
+        cards = spec.pop("rate_cards", None)
         try:
-            policies.append(TenantPolicy(tenant=str(name), **spec))
+            policy = TenantPolicy(tenant=str(name), **spec)
         except ValidationError as exc:
             raise _first_error(tenants_path, f"tenants.{name}", exc) from None
         except TypeError as exc:
             raise PolicyError(f"{tenants_path}: field 'tenants.{name}': {exc}") from None
+        if cards is not None:
+            versions = _rate_card_versions(cards, spec["tariff"], tenants_path, f"tenants.{name}.rate_cards")
+            policy = policy.model_copy(update={"rate_cards": versions})
+        policies.append(policy)
     defaults = TenantPolicy(tenant=DEFAULT_TENANT_KEY, sla=sla_defaults, tariff=tariff_defaults)
     return TenantRegistry(tuple(policies), defaults)
+
+
+def _rate_card_versions(cards: Any, base: Mapping[str, Any], path: Path, field: str) -> tuple[RateCardVersion, ...]:
+    """Parse a tenant's `rate_cards:` list (DOMAIN §8.1) over its tariff `base`; a problem is a
+    one-line `PolicyError` naming the file and the field (`field` is `tenants.<name>.rate_cards`).
+
+    Version 1 is the tenant's `tariff:` in force from the first day: the list may start with a bare
+    `- version: 1` or leave it out. The listed versions are numbered on from there without a gap,
+    each with an `effective_from` date later than the previous version's and the rate card values
+    (`RATE_CARD_KEYS`) that differ from the tenant's tariff (each version states all of them).
+    """
+    where = f"{path}: field '{field}"
+    if not isinstance(cards, list) or not all(isinstance(c, dict) for c in cards):
+        raise PolicyError(f"{where}': expected a list of versions, like [{{version: 2, effective_from: 2025-08-15, pick_cents: 40}}]")
+    versions = [RateCardVersion(version=FIRST_RATE_CARD_VERSION, tariff=base)]
+    for n, card in enumerate(cards):
+        number = card.get("version")
+        if n == 0 and number == FIRST_RATE_CARD_VERSION:
+            if set(card) != {"version"}:
+                raise PolicyError(f"{where}[0]': version 1 is the tenant's tariff, in force from the first day: "
+                                  f"give it no effective_from or prices (put them under 'tariff:')")
+            continue
+        expected = versions[-1].version + 1
+        if isinstance(number, bool) or number != expected:
+            raise PolicyError(f"{where}[{n}].version': expected {expected} (versions are numbered 1, 2, ... "
+                              f"without a gap), got {number!r}")
+        start = card.get("effective_from")
+        if isinstance(start, str):
+            try:
+                start = dt.date.fromisoformat(start)
+            except ValueError:
+                start = None
+        if not isinstance(start, dt.date) or isinstance(start, dt.datetime):
+            raise PolicyError(f"{where}[{n}].effective_from': expected a date YYYY-MM-DD, got {card.get('effective_from')!r}")
+        previous = versions[-1].effective_from
+        if previous is not None and start <= previous:
+            raise PolicyError(f"{where}[{n}].effective_from': {start} is not after version {versions[-1].version}'s "
+                              f"{previous}")
+        changes = {k: v for k, v in card.items() if k not in ("version", "effective_from")}
+        unknown = sorted(set(changes) - set(RATE_CARD_KEYS))
+        if unknown:
+            raise PolicyError(f"{where}[{n}].{unknown[0]}': not a rate card value (a version sets: "
+                              f"{', '.join(RATE_CARD_KEYS)})")
+        try:
+            tariff = Tariff(**_merged(base, changes))
+        except ValidationError as exc:
+            raise _first_error(path, f"{field}[{n}]", exc) from None
+        versions.append(RateCardVersion(version=expected, effective_from=start, changes=changes, tariff=tariff))
+    return tuple(versions)

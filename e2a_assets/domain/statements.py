@@ -27,14 +27,14 @@ from e2a_assets.domain.billing import (
     policy_table,
     ratio,
 )
-from e2a_assets.domain.policies import TenantRegistry, shipped_defaults
+from e2a_assets.domain.policies import FIRST_RATE_CARD_VERSION, TenantRegistry, shipped_defaults
 
 RECALCULATION = "RECALCULATION"
 ADJUSTMENT_STATUSES = (AUTO_APPLIED, APPLIED_FLAGGED, PENDING_REVIEW, APPROVED, REJECTED)
 ADJUSTMENT_COLUMNS = [
     "adjustment_id", "tenant", "order_id", "invoice_number", "adjustment_seq", "created_at",
     "adjustment_date", "issued_cents", "previously_applied_cents", "recomputed_cents", "delta_cents",
-    "kind", "reason", "status", "applied", "flagged", "supersedes",
+    "kind", "reason", "status", "applied", "flagged", "supersedes", "rate_card_version",
 ]  # fmt: skip
 STATEMENT_COLUMNS = [
     "tenant", "month", "month_start", "month_end", "currency", "invoiced_orders", "gross_cents",
@@ -72,8 +72,10 @@ def compute_adjustments(
     """New RECALCULATION adjustments (columns `ADJUSTMENT_COLUMNS`) for issued invoices whose
     recomputed amount differs from issued + applied adjustments.
 
-    `issued`: tenant, order_id, invoice_number, amount_cents. `recomputed`: tenant, order_id,
-    amount_cents (from `price_orders`). `existing_adjustments`: adjustment_id, tenant,
+    `issued`: tenant, order_id, invoice_number, amount_cents, rate_card_version (1 when absent).
+    `recomputed`: tenant, order_id, amount_cents (from `price_orders`) priced with the version
+    recorded on each invoice, never a later one (DOMAIN §8.1): a recomputed row that carries
+    another `rate_card_version` than its invoice is an error. `existing_adjustments`: adjustment_id, tenant,
     invoice_number, delta_cents, status. No row is added when a PENDING_REVIEW or REJECTED adjustment
     with the same delta already exists; a new row lists in `supersedes` the ids of that invoice's pending
     adjustments with another delta (the caller marks them superseded). Invoices absent from
@@ -83,8 +85,17 @@ def compute_adjustments(
         return pd.DataFrame(columns=ADJUSTMENT_COLUMNS)
     existing = existing_adjustments if existing_adjustments is not None and len(existing_adjustments) else _empty_adjustments()
     inv = issued[["tenant", "order_id", "invoice_number", "amount_cents"]].rename(columns={"amount_cents": "issued_cents"})
+    recorded = issued["rate_card_version"] if "rate_card_version" in issued.columns else pd.Series(None, index=issued.index)
+    inv["rate_card_version"] = as_int(recorded.to_numpy(), FIRST_RATE_CARD_VERSION).to_numpy()
     rec = recomputed[["tenant", "order_id", "amount_cents"]].rename(columns={"amount_cents": "recomputed_cents"})
+    if "rate_card_version" in recomputed.columns:
+        rec["_priced_by"] = recomputed["rate_card_version"].to_numpy()
     inv = inv.merge(rec, how="inner", on=["tenant", "order_id"])
+    if "_priced_by" in inv.columns:
+        other = inv[inv.pop("_priced_by").astype("int64").to_numpy() != inv["rate_card_version"].to_numpy()]
+        if len(other):
+            raise ValueError(f"compute_adjustments: invoice {other['invoice_number'].iloc[0]} was priced with rate card "
+                             f"version {other['rate_card_version'].iloc[0]}; recompute it with that version")
     inv = inv.merge(applied_adjustment_totals(existing), how="left", on=["tenant", "invoice_number"])
     inv["previously_applied_cents"] = as_int(inv.pop("applied_cents"))
     inv["issued_cents"] = inv["issued_cents"].astype(np.int64)

@@ -8,10 +8,10 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import Engine, Table
 
-from e2a_assets.domain.billing import build_billable_orders, price_orders
+from e2a_assets.domain.billing import PRICE_COLUMNS, build_billable_orders, price_orders
 from e2a_assets.domain.policies import TenantRegistry
 from e2a_assets.warehouse import schema
-from e2a_assets.warehouse.frames import read_days
+from e2a_assets.warehouse.frames import read_days, read_table
 
 
 def recompute_billable(
@@ -25,6 +25,8 @@ def recompute_billable(
     """Billable/held orders of cohort days [first, last] priced from the source events as of
     `as_of` (events known by then, the orders, their exceptions): (billable, totals, lines).
 
+    An order invoiced by then is priced with the rate card version recorded on its invoice, the
+    others with the version in force on their invoice date (DOMAIN §8.1).
     `orders_table` is `orders` by default; the `billable_orders` asset passes `completed_orders`.
     """
     events = read_days(engine, schema.webhook_events, "cohort_day", first, last)
@@ -32,5 +34,29 @@ def recompute_billable(
     orders = read_days(engine, orders_table if orders_table is not None else schema.orders, "cohort_day", first, last)
     exceptions = read_days(engine, schema.exceptions, "cohort_day", first, last)
     billable = build_billable_orders(events, orders, exceptions, registry, as_of)
-    totals, lines = price_orders(billable, registry)
+    totals, lines = price_orders(with_recorded_versions(engine, billable, first, last, as_of), registry)
     return billable, totals, lines
+
+
+def with_recorded_versions(engine: Engine, billable: pd.DataFrame, first: dt.date, last: dt.date,
+                           as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """`billable` with `rate_card_version` set for the orders invoiced by `as_of` (the version on
+    the invoice) and empty for the others (priced by the version in force)."""
+    day = schema.invoices.c.cohort_day
+    invoiced = read_table(engine, schema.invoices, [day >= first, day <= last],
+                          columns=["tenant", "order_id", "rate_card_version", "issued_at"])  # fmt: skip
+    if as_of is not None:
+        invoiced = invoiced[invoiced["issued_at"] <= as_of]
+    out = billable.drop(columns=["rate_card_version"], errors="ignore")
+    if out.empty:
+        return out.assign(rate_card_version=pd.Series(dtype="Int64"))
+    return out.merge(invoiced[["tenant", "order_id", "rate_card_version"]], how="left", on=["tenant", "order_id"])
+
+
+def reprice_invoiced(stored: pd.DataFrame, issued: pd.DataFrame, registry: TenantRegistry) -> pd.DataFrame:
+    """Totals of the stored billable orders that have an invoice, priced again with the rate card
+    version recorded on it (never a later one): what recalculation adjustments compare with."""
+    invoiced = stored.drop(columns=[*PRICE_COLUMNS, "as_of"], errors="ignore").merge(
+        issued[["tenant", "order_id", "rate_card_version"]], how="inner", on=["tenant", "order_id"])
+    totals, _ = price_orders(invoiced, registry)
+    return totals

@@ -1,10 +1,15 @@
 """The invoice ledger: number allocation, issuing, adjustments, reviews, and reads of the ledger.
 
-`invoices`, `invoice_lines` and `invoice_adjustments` are a ledger (ARCHITECTURE principle 2):
-rows are inserted once and never updated or deleted by e2a. The only changes after insert are
-an adjustment's review status (PENDING_REVIEW -> APPROVED / REJECTED / SUPERSEDED) and an
-invoice's `paid_at`, which belongs to the finance system. Every other billing table is derived
-and replaced per partition like the rest of the warehouse.
+`invoices`, `invoice_lines`, `invoice_adjustments` and `rate_card_versions` are a ledger
+(ARCHITECTURE principle 2): rows are inserted once and never updated or deleted by e2a. The only
+changes after insert are an adjustment's review status (PENDING_REVIEW -> APPROVED / REJECTED /
+SUPERSEDED), an invoice's `paid_at`, which belongs to the finance system, and the one-time filling
+of a rate card version that revision 0004 found without its definition. Every other billing table
+is derived and replaced per partition like the rest of the warehouse.
+
+Every issued invoice records the rate card version that priced it (DOMAIN §8.1); the first invoice
+a version prices records what the version says in `rate_card_versions`, in the same transaction,
+and an issue whose registry says otherwise for a recorded version is refused (`RateCardChanged`).
 
 Invoice numbers come from `invoice_sequences`, one row per (tenant, YYYYMM): a run locks the
 rows of the months it numbers, reads which orders are still uninvoiced, numbers them with
@@ -25,9 +30,17 @@ from sqlalchemy.engine import Connection
 
 from e2a_assets.domain.billing import plan_invoice_numbers
 from e2a_assets.domain.policies import TenantRegistry
+from e2a_assets.domain.rate_cards import RateCardChanged, changed_versions, version_records
 from e2a_assets.domain.statements import APPROVED, PENDING_REVIEW, REJECTED
 from e2a_assets.warehouse.frames import insert_frame, insert_new, read_table
-from e2a_assets.warehouse.schema import ISSUED, invoice_adjustments, invoice_lines, invoice_sequences, invoices
+from e2a_assets.warehouse.schema import (
+    ISSUED,
+    invoice_adjustments,
+    invoice_lines,
+    invoice_sequences,
+    invoices,
+    rate_card_versions,
+)
 
 SUPERSEDED = "SUPERSEDED"
 
@@ -78,10 +91,12 @@ def issue_invoices(
     """Number and insert invoices for the orders of `priced_new_invoices` not invoiced yet.
 
     `priced_new_invoices`: tenant, order_id, cohort_day, invoice_date, billable_at,
-    billable_basis, amount_cents, currency (priced billable orders); `lines`: their
-    `price_orders` lines. One transaction: lock the (tenant, month) counters, skip orders that
-    already have an invoice, plan numbers, insert invoices and lines, advance the counters.
-    Returns the (invoices, lines) rows written.
+    billable_basis, amount_cents, currency, rate_card_version (priced billable orders); `lines`:
+    their `price_orders` lines. One transaction: lock the (tenant, month) counters, skip orders
+    that already have an invoice, record the rate card versions that price their first invoice and
+    refuse (`RateCardChanged`, nothing written) when `policies` changes a recorded one, plan
+    numbers, insert invoices and lines, advance the counters. Returns the (invoices, lines) rows
+    written.
     """
     empty = (pd.DataFrame(columns=[c.name for c in invoices.columns]),
              pd.DataFrame(columns=[c.name for c in invoice_lines.columns]))  # fmt: skip
@@ -99,6 +114,8 @@ def issue_invoices(
             candidates = candidates[keep]
         if candidates.empty:
             return empty
+        used = candidates[["tenant", "rate_card_version"]].rename(columns={"rate_card_version": "version"})
+        record_rate_cards(conn, used, policies, stamp, run_id)
         planned = plan_invoice_numbers(candidates, last_seq, policies)
         planned["issued_at"] = stamp
         planned["issued_run_id"] = run_id
@@ -117,6 +134,83 @@ def issue_invoices(
             [{"t": t, "m": m, "s": int(s)} for t, m, s in top.itertuples(index=False)],
         )
     return rows.reset_index(drop=True), issued_lines.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rate card versions
+
+
+def _as_registry(policies: TenantRegistry | pd.DataFrame | None) -> TenantRegistry:
+    """The registry that priced: given, else the shipped defaults (what pricing without one uses)."""
+    return policies if isinstance(policies, TenantRegistry) else TenantRegistry(())
+
+
+def record_rate_cards(conn: Connection, used: pd.DataFrame, policies: TenantRegistry | pd.DataFrame | None,
+                      stamp: pd.Timestamp, run_id: str | None) -> None:
+    """Record the rate card versions of `used` (tenant, version) that price their first invoice,
+    fill in those revision 0004 left without a definition, and refuse with `RateCardChanged`
+    (one line naming tenant and version) when `policies` defines a recorded one differently."""
+    registry = _as_registry(policies)
+    keys = sorted(set(zip(used["tenant"], used["version"].astype(int))))
+    if not keys:
+        return
+    records = version_records(registry, pd.DataFrame(keys, columns=["tenant", "version"]))
+    insert_new(conn, rate_card_versions, records.assign(first_used_at=stamp, first_used_run_id=run_id),
+               ["tenant", "version"])  # fmt: skip
+    adopt_rate_cards(conn, registry, keys)
+    stored = read_table(conn, rate_card_versions,
+                        [tuple_(rate_card_versions.c.tenant, rate_card_versions.c.version).in_(keys)])  # fmt: skip
+    problems = changed_versions(stored, registry)
+    if problems:
+        raise RateCardChanged(problems[0])
+
+
+def adopt_rate_cards(conn: Connection, registry: TenantRegistry, keys: list[tuple[str, int]] | None = None) -> int:
+    """Fill the definition of recorded versions that have none (found by revision 0004 on a ledger
+    made before rate cards) from `registry`; returns how many. Only empty rows are ever written."""
+    where = [rate_card_versions.c.fingerprint.is_(None)]
+    if keys is not None:
+        where.append(tuple_(rate_card_versions.c.tenant, rate_card_versions.c.version).in_(keys))
+    empty = read_table(conn, rate_card_versions, where, columns=["tenant", "version"])
+    known = [(t, v) for t, v in zip(empty["tenant"], empty["version"].astype(int))
+             if any(card.version == v for card in (registry.get(t) or registry.default_policy()).rate_card_versions())]
+    if not known:
+        return 0
+    records = version_records(registry, pd.DataFrame(known, columns=["tenant", "version"]))
+    conn.execute(
+        update(rate_card_versions)
+        .where(and_(rate_card_versions.c.tenant == bindparam("t"), rate_card_versions.c.version == bindparam("v"),
+                    rate_card_versions.c.fingerprint.is_(None)))
+        .values(effective_from=bindparam("start"), definition=bindparam("d"), fingerprint=bindparam("f")),
+        [{"t": r.tenant, "v": int(r.version), "start": r.effective_from, "d": r.definition, "f": r.fingerprint}
+         for r in records.itertuples(index=False)],
+    )  # fmt: skip
+    return len(records)
+
+
+def read_rate_cards(conn_or_engine: Any, tenant: str | None = None) -> pd.DataFrame:
+    """The recorded rate card versions (of one tenant), in (tenant, version) order."""
+    where = [rate_card_versions.c.tenant == tenant] if tenant is not None else []
+    return read_table(conn_or_engine, rate_card_versions, where).sort_values(["tenant", "version"]).reset_index(drop=True)
+
+
+def months_priced(conn_or_engine: Any, tenant: str) -> pd.DataFrame:
+    """Per rate card version and invoice month of a tenant: invoices and their amount (one SQL
+    aggregate over the tenant's invoices)."""
+    stmt = (
+        select(invoices.c.rate_card_version, invoices.c.invoice_month, func.count().label("invoices"),
+               func.sum(invoices.c.amount_cents).label("amount_cents"))
+        .where(invoices.c.tenant == tenant)
+        .group_by(invoices.c.rate_card_version, invoices.c.invoice_month)
+        .order_by(invoices.c.rate_card_version, invoices.c.invoice_month)
+    )  # fmt: skip
+    if isinstance(conn_or_engine, Engine):
+        with conn_or_engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+    else:
+        rows = conn_or_engine.execute(stmt).all()
+    frame = pd.DataFrame(rows, columns=["rate_card_version", "invoice_month", "invoices", "amount_cents"])
+    return frame.astype({"rate_card_version": "int64", "invoices": "int64", "amount_cents": "int64"})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ shares its database with Dagster's storage never mixes it up with Dagster's `ale
 from __future__ import annotations
 
 import fcntl
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -227,7 +228,9 @@ def new_revision(message: str, autogenerate: bool) -> Path:
     from alembic import command
 
     head = head_revision()
-    rev_id = f"{int(head) + 1:04d}" if head and head.isdigit() else None
+    # Ids are numbered (`0003`), some with a name after the number (`0004_rate_card_versions`).
+    number = re.match(r"\d+", head or "")
+    rev_id = f"{int(number.group()) + 1:04d}" if number else None
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = make_engine(f"sqlite:///{scratch_dir}/scratch.sqlite")
         try:

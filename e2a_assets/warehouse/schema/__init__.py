@@ -16,6 +16,7 @@ from e2a_assets.warehouse.schema.billing import (
     invoice_sequences,
     invoices,
     monthly_statements,
+    rate_card_versions,
 )
 from e2a_assets.warehouse.schema.exceptions import (
     exception_actions,
@@ -34,6 +35,6 @@ __all__ = [
     "orders", "order_sla", "sla_metrics", "completed_orders", "CLOCKS",
     "exceptions", "exception_priorities", "exception_actions", "exception_patterns", "exception_insights",
     "billable_orders", "invoices", "invoice_lines", "invoice_sequences", "invoice_adjustments",
-    "monthly_statements", "billing_report",
+    "monthly_statements", "billing_report", "rate_card_versions",
     "operations_summary", "alerts",
 ]  # fmt: skip

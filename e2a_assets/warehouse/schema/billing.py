@@ -1,5 +1,6 @@
-"""The billing tables. `invoices`, `invoice_lines` and `invoice_adjustments` are the ledger (inserted
-once, never rewritten: see warehouse/ledger.py); the others are derived per partition.
+"""The billing tables. `invoices`, `invoice_lines`, `invoice_adjustments` and `rate_card_versions`
+are the ledger (inserted once, never rewritten: see warehouse/ledger.py); the others are derived
+per partition.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ billable_orders = Table(
     Column("currency", String(8), nullable=False),
     *[Column(c, BigInteger, nullable=False) for c in MONEY_COLUMNS],
     Column("as_of", TS, nullable=False),
+    # The rate card version that priced the row (DOMAIN §8.1): an invoiced order's recorded one.
+    Column("rate_card_version", Integer, nullable=False),
     UniqueConstraint("tenant", "order_id", name="uq_billable_orders_order"),
     Index("ix_billable_orders_day", "cohort_day", "tenant"),
     # The daily report's held backlog (held orders up to a day) without scanning every order.
@@ -70,6 +73,7 @@ invoices = Table(
     Column("issued_run_id", String(64), nullable=False),
     Column("status", String(16), nullable=False, default=ISSUED),
     Column("paid_at", TS),  # written by the finance system, never by e2a
+    Column("rate_card_version", Integer, nullable=False),  # the version that priced it (DOMAIN §8.1)
     UniqueConstraint("invoice_number", name="uq_invoices_number"),
     UniqueConstraint("tenant", "order_id", name="uq_invoices_order"),
     UniqueConstraint("tenant", "invoice_month", "invoice_seq", name="uq_invoices_seq"),
@@ -89,6 +93,7 @@ invoice_lines = Table(
     Column("quantity", BigInteger, nullable=False),
     Column("unit_cents", BigInteger, nullable=False),
     Column("amount_cents", BigInteger, nullable=False),
+    Column("rate_card_version", Integer, nullable=False),
     UniqueConstraint("invoice_number", "line_no", name="uq_invoice_lines_line"),
 )
 
@@ -128,11 +133,31 @@ invoice_adjustments = Table(
     Column("reviewed_at", TS),
     Column("reviewed_by", String(128)),
     Column("created_run_id", String(64), nullable=False),
+    # The invoice's rate card version, which priced the recalculation (never a later one).
+    Column("rate_card_version", Integer, nullable=False),
     UniqueConstraint("adjustment_id", name="uq_invoice_adjustments_id"),
     Index("ix_invoice_adjustments_invoice", "tenant", "invoice_number"),
     Index("ix_invoice_adjustments_day", "cohort_day", "tenant"),
     # The daily report's and the monthly statement's adjustments of their days / month.
     Index("ix_invoice_adjustments_date", "adjustment_date", "tenant"),
+)
+
+# Every rate card version that priced an issued invoice, as it was then (DOMAIN §8.1: such a
+# version is immutable). Inserted when the version prices its first invoice, never changed; the
+# registry is compared with it before billing. `definition` is the canonical JSON of the version
+# (`RateCardVersion.definition`), `fingerprint` its SHA-256. Both are empty only for the versions
+# revision 0004 found on a ledger made before rate cards; the first registry load fills them.
+rate_card_versions = Table(
+    "rate_card_versions",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("effective_from", Date),  # empty: from the first day (version 1)
+    Column("definition", Text),
+    Column("fingerprint", String(64)),
+    Column("first_used_at", TS, nullable=False),  # evaluation time of the run that first issued with it
+    Column("first_used_run_id", String(64)),
+    PrimaryKeyConstraint("tenant", "version", name="pk_rate_card_versions"),
 )
 
 monthly_statements = Table(

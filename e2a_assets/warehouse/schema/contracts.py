@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import String, Table
 
-from e2a_assets.domain import billing, events, exception_patterns, exceptions, operations, orders, sla, statements
+from e2a_assets.domain import billing, events, exception_patterns, exceptions, operations, orders, rate_cards, sla, statements
 from e2a_assets.warehouse import schema
 
 
@@ -37,11 +37,12 @@ CONTRACTS = (
     Contract(schema.exception_patterns, tuple(exception_patterns.PATTERN_COLUMNS)),
     Contract(schema.exception_insights, tuple(exception_patterns.INSIGHT_COLUMNS)),
     Contract(schema.completed_orders, tuple(billing.COMPLETED_COLUMNS)),
-    Contract(schema.billable_orders, (*billing.BILLABLE_COLUMNS, *billing.MONEY_COLUMNS), ("as_of",)),
+    Contract(schema.billable_orders, (*billing.BILLABLE_COLUMNS, *billing.PRICE_COLUMNS), ("as_of",)),
     Contract(schema.invoice_lines, tuple(billing.LINE_COLUMNS), ("invoice_number",)),
     Contract(schema.invoice_adjustments, tuple(statements.ADJUSTMENT_COLUMNS),
              ("cohort_day", "superseded_by", "reviewed_at", "reviewed_by", "created_run_id")),
     Contract(schema.monthly_statements, tuple(statements.STATEMENT_COLUMNS)),
+    Contract(schema.rate_card_versions, tuple(rate_cards.RECORD_COLUMNS), ("first_used_at", "first_used_run_id")),
     Contract(schema.billing_report, tuple(statements.REPORT_COLUMNS)),
     Contract(schema.operations_summary, tuple(operations.SUMMARY_COLUMNS)),
 )
