@@ -1,5 +1,5 @@
 """The `e2a` command: demo, simulate, serve, up, status, replay dead letters, invoices, open the UI,
-and the warehouse schema (`e2a db`).
+the warehouse schema (`e2a db`) and the tenant registry (`e2a tenants`).
 
 Bad arguments and configuration problems end with one line on stderr and a non-zero exit code,
 never a traceback.
@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 from e2a_assets.domain.policies import PolicyError
 from e2a_assets.cli.db import db, prepared_warehouse
 from e2a_assets.cli.instance import E2AError, dagster_home, prepared_dagster_home
+from e2a_assets.cli.tenants import tenants
 from e2a_assets.warehouse.migrate import MigrationError
 from e2a_assets.settings import PROJECT_ROOT, Settings
 
@@ -299,6 +300,7 @@ def ui(port: int) -> None:
 
 
 cli.add_command(db)
+cli.add_command(tenants)
 
 
 @cli.group()

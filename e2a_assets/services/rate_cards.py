@@ -32,8 +32,8 @@ def verify_rate_cards(engine: Engine, registry: TenantRegistry) -> None:
 
 def rate_card_overview(engine: Engine, registry: TenantRegistry, tenant: str) -> pd.DataFrame:
     """One row per rate card version of `tenant` (columns `OVERVIEW_COLUMNS`): its start, the
-    values that differ from the default tariff, the invoice months it priced (YYYY-MM, with the
-    number of invoices and their amount) and whether the ledger has recorded it."""
+    values that differ from the default tariff, the invoice months it priced ("YYYY-MM (invoices)"),
+    how many invoices and their amount and whether the ledger has recorded it."""
     policy = registry[tenant]
     defaults = registry.default_policy().rate_card_versions()[0]
     priced = ledger.months_priced(engine, tenant)
@@ -41,7 +41,7 @@ def rate_card_overview(engine: Engine, registry: TenantRegistry, tenant: str) ->
     rows = []
     for card in policy.rate_card_versions():
         mine = priced[priced["rate_card_version"] == card.version]
-        months = [f"{m[:4]}-{m[4:]}" for m in mine["invoice_month"]]
+        months = [f"{m[:4]}-{m[4:]} ({n})" for m, n in zip(mine["invoice_month"], mine["invoices"])]
         rows.append({
             "version": card.version,
             "effective_from": card.effective_from.isoformat() if card.effective_from else "first day",
