@@ -5,6 +5,7 @@ version 2 from 2025-08-15 sets pick_cents 40; pick + pack + label + 1 storage da
 2025-08-14 (version 1) and 80 on 2025-08-15 (version 2); a late return on the first is +250."""
 
 import datetime as dt
+import io
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +19,7 @@ from e2a_assets.assets import ingestion, orders
 from e2a_assets.checks import invoices as invoice_checks
 from e2a_assets.cli.main import main
 from e2a_assets.definitions import build_resources
+from e2a_assets.documents.exports import export_month_csv
 from e2a_assets.domain.billing import price_orders
 from e2a_assets.domain.policies import PolicyError, load_registry
 from e2a_assets.domain.rate_cards import RateCardChanged, changed_versions, version_records, versions_in_force
@@ -257,6 +259,12 @@ def test_assets_invoice_by_the_version_in_force_and_adjust_by_the_recorded_one(w
     assert list(zip(cards["tenant"], cards["version"], cards["effective_from"].astype(object).where(cards["effective_from"].notna(), None))) == [
         ("demo-3pl", 1, None), ("demo-3pl", 2, AUG_15)]
     assert set(cards["first_used_at"]) == {pd.Timestamp("2025-09-01T12:00:00Z")} and cards["fingerprint"].str.len().eq(64).all()
+    # The client's document and the finance export say which version priced each invoice.
+    html = (tmp_path / "invoices" / "demo-3pl" / "2025-08" / "DEMO-3PL-202508-0002.html").read_text()
+    assert "<td class=muted>Rate card</td><td>version 2</td>" in html and "$0.80" in html
+    csv = pd.read_csv(io.StringIO(export_month_csv(engine, "demo-3pl", "2025-08")), dtype=str)
+    assert list(zip(csv["invoice_number"], csv["rate_card_version"])) == [
+        ("DEMO-3PL-202508-0001", "1"), ("DEMO-3PL-202508-0002", "2")]
 
     # A late return on the 08-14 order, after version 2 exists: +250 priced by version 1.
     late_return(engine, 3001)

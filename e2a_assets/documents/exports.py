@@ -19,7 +19,7 @@ from e2a_assets.warehouse.schema import invoice_adjustments
 CSV_COLUMNS = [
     "invoice_number", "tenant", "order_id", "invoice_date", "due_date", "payment_terms_days", "currency",
     "amount_cents", "applied_adjustments_cents", "pending_review_cents", "total_due_cents", "amount",
-    "total_due", "billable_basis", "issued_at", "paid_at",
+    "total_due", "billable_basis", "issued_at", "paid_at", "rate_card_version",
 ]  # fmt: skip
 
 

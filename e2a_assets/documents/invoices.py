@@ -79,6 +79,7 @@ def render_invoice_html(invoice: dict, lines: pd.DataFrame, display_name: str) -
   <tr><td class=muted>Due date</td><td>{e(str(invoice["due_date"]))}</td></tr>
   <tr><td class=muted>Order</td><td>{e(str(invoice["order_id"]))} ({e(str(invoice["billable_basis"]))})</td></tr>
   <tr><td class=muted>Currency</td><td>{e(cur)}</td></tr>
+  <tr><td class=muted>Rate card</td><td>version {int(invoice["rate_card_version"])}</td></tr>
 </table>
 <table class=lines>
   <thead><tr><th>#</th><th>Description</th><th class=num>Qty</th><th class=num>Unit</th><th class=num>Amount</th></tr></thead>
