@@ -328,6 +328,13 @@ def test_changing_a_version_that_priced_an_invoice_is_refused_in_one_line(wareho
         main(["tenants", "rates", "--tenant", "demo-3pl"])
     assert exit_info.value.code == 1
     assert capsys.readouterr().err.strip().splitlines() == [f"e2a: {line}"]
+    # The demo, which issues invoices through the assets, refuses before simulating anything.
+    events_before = read_table(engine, schema.event_log)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--days", "1", "--orders-per-day", "1"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [f"e2a: {line}"]
+    assert len(read_table(engine, schema.event_log)) == len(events_before)
 
     # A new version instead is accepted.
     tenants = tenants_file(tmp_path, HEADER + VERSION_2.format(pick=40)

@@ -13,6 +13,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from e2a_assets.cli.db import prepared_warehouse
+from e2a_assets.services.rate_cards import verify_rate_cards
 from e2a_assets.intake.ingestor import Ingestor
 from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from e2a_assets.resources import AS_OF_TAG
@@ -110,6 +111,7 @@ def run_demo(settings: Settings, *, days: int, orders_per_day: int, seed: int, e
     tenants = list(registry.policies[:2])
 
     engine = prepared_warehouse(settings)
+    verify_rate_cards(engine, registry)  # a changed rate card version is refused before any run, in one line
     echo(f"Simulating {len(tenants)} tenants x {days} days x {orders_per_day} orders/day from {first} ...")
     deliveries = generate(tenants, days, orders_per_day, seed, first)
     with Progress() as progress:

@@ -151,6 +151,7 @@ def up(host: str, port: int, ui_port: int, with_traffic: bool, rate: float) -> N
     import time
 
     from e2a_assets.cli.processes import ProcessGroup, tool, wait_http
+    from e2a_assets.services.rate_cards import verify_rate_cards
 
     import signal
 
@@ -161,8 +162,12 @@ def up(host: str, port: int, ui_port: int, with_traffic: bool, rate: float) -> N
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     settings = _settings()
-    settings.registry()  # fail fast, in one line, on a bad tenant file
-    prepared_warehouse(settings).dispose()  # before any process starts: migrated, or refused in one line
+    registry = settings.registry()  # fail fast, in one line, on a bad tenant file
+    engine = prepared_warehouse(settings)  # before any process starts: migrated, or refused in one line
+    try:
+        verify_rate_cards(engine, registry)  # and no rate card version that priced an invoice changed
+    finally:
+        engine.dispose()
     home = prepared_dagster_home(settings)
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
