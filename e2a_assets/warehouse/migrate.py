@@ -228,7 +228,7 @@ def new_revision(message: str, autogenerate: bool) -> Path:
     from alembic import command
 
     head = head_revision()
-    # Ids are numbered (`0003`), some with a name after the number (`0004_rate_card_versions`).
+    # Ids are numbered (`0003`), some with a name after the number (`0005_rate_cards`).
     number = re.match(r"\d+", head or "")
     rev_id = f"{int(number.group()) + 1:04d}" if number else None
     with tempfile.TemporaryDirectory() as scratch_dir:

@@ -8,16 +8,16 @@ rows get 1 (the column is then NOT NULL), and each tenant with invoices gets its
 migration (the registry is not read here), so `definition` and `fingerprint` stay empty until
 the first registry load fills them with the registry's version 1 (warehouse/rate_cards.py).
 
-Revision ID: 0004_rate_card_versions
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-01 01:30:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0004_rate_card_versions'
-down_revision = '0003'
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
