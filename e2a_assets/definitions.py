@@ -11,6 +11,7 @@ from e2a_assets import jobs
 from e2a_assets.assets import billing, exceptions, ingestion, operations, orders
 from e2a_assets.checks import invoices as invoice_checks
 from e2a_assets.checks import readiness as readiness_checks
+from e2a_assets.checks import statements as statement_checks
 from e2a_assets.resources import ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.schedules import build_schedules
 from e2a_assets.sensors.alerts import AlertWebhookResource, asset_check_alert_sensor, run_failure_alert_sensor
@@ -19,7 +20,7 @@ from e2a_assets.settings import Settings
 
 ASSET_MODULES = [ingestion, orders, exceptions, billing, operations]
 # Modules holding asset checks only (checks defined next to their assets are found via ASSET_MODULES).
-CHECK_MODULES = [readiness_checks, invoice_checks]
+CHECK_MODULES = [readiness_checks, invoice_checks, statement_checks]
 
 
 def _from_env(settings: Settings, field: str):  # noqa: ANN202

@@ -134,6 +134,8 @@ def test_invoices_export_cli(sqlite_url, tmp_path, monkeypatch, capsys):
 
 def test_review_cli_approves_pending_adjustment_once(sqlite_url, tmp_path, monkeypatch, capsys):
     engine = make_engine(sqlite_url)
+    frame, lines = priced("demo-3pl", dt.date(2025, 8, 5), ["1001"])
+    ledger.issue_invoices(engine, frame, lines, None, "r1", AS_OF)
     with engine.begin() as conn:
         insert_frame(conn, schema.invoice_adjustments, pd.DataFrame([{
             "adjustment_id": "DEMO-3PL-202508-0001-A01", "tenant": "demo-3pl", "order_id": "1001",
@@ -147,9 +149,17 @@ def test_review_cli_approves_pending_adjustment_once(sqlite_url, tmp_path, monke
     main(["invoices", "review", "DEMO-3PL-202508-0001-A01", "--approve", "--reviewer", "ana"])
     row = read_table(engine, schema.invoice_adjustments).iloc[0]
     assert (row["status"], bool(row["applied"]), row["reviewed_by"]) == ("APPROVED", True, "ana")
+    # The approval issued the debit note, dated the review day (UTC), referencing the invoice.
+    month = row["reviewed_at"].strftime("%Y%m")
+    [note] = read_table(engine, schema.notes).to_dict("records")
+    assert (note["note_number"], note["kind"], note["amount_cents"], note["invoice_number"], note["source_id"]) == (
+        f"DEMO-3PL-DN-{month}-0001", "debit", 3000, "DEMO-3PL-202508-0001", "DEMO-3PL-202508-0001-A01")
+    assert note["note_date"] == row["reviewed_at"].date()
+    assert capsys.readouterr().out.strip() == f"DEMO-3PL-202508-0001-A01: APPROVED by ana; note DEMO-3PL-DN-{month}-0001 issued"
     with pytest.raises(SystemExit) as exit_info:
         main(["invoices", "review", "DEMO-3PL-202508-0001-A01", "--reject"])
     assert exit_info.value.code == 1
+    assert len(read_table(engine, schema.notes)) == 1
 
 
 # ---------------------------------------------------------------------------------------------

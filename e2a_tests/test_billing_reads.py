@@ -18,7 +18,7 @@ from e2a_assets.domain.statements import build_billing_report, build_monthly_sta
 from e2a_assets.jobs import build_jobs
 from e2a_assets.resources import AS_OF_TAG
 from e2a_assets.services.billing_reads import ledger_states
-from e2a_assets.warehouse import schema
+from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.engine import make_engine
 from e2a_assets.warehouse.frames import insert_frame, read_table, replace_partition
 from e2a_tests.factories import settings_for
@@ -86,6 +86,8 @@ def seed_ledger(engine: Engine) -> None:
         insert_frame(conn, schema.invoices, _fill(schema.invoices, invoices))
         insert_frame(conn, schema.invoice_adjustments, _fill(schema.invoice_adjustments, adjustments))
         insert_frame(conn, schema.billable_orders, _fill(schema.billable_orders, held))
+    # The notes the ledger issues for the applied ones (DOMAIN §8.2; an approval's when reviewed).
+    ledger.issue_adjustment_notes(engine, read_table(engine, schema.invoice_adjustments), "seed")
 
 
 def _materialize(url, tmp_path, asset, partition, tags=None):

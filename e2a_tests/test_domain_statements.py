@@ -216,9 +216,14 @@ def test_statement_counts_an_approval_only_once_it_has_happened(registry):
     # r1 was approved before AS_OF; r2's approval and r3's rejection were still pending then.
     assert (st["adjustments_count"], st["adjustments_cents"], st["pending_review_cents"]) == (1, 2500, 3100)
     assert st["net_due_cents"] == 15000 + 2500
+    # r2's approval on 09-03 issues its debit note that day (DOMAIN §8.2): it is on September's
+    # statement, and August's - re-run later - keeps the figures the client already holds.
     later = build_monthly_statements(invoices, adjustments, registry, date(2025, 8, 1), ts("2025-09-05 00:00"))
     assert later.set_index("tenant").loc["demo-3pl", ["adjustments_count", "adjustments_cents", "pending_review_cents"]] \
-        .tolist() == [2, 6500, 0]
+        .tolist() == [1, 2500, 0]
+    sept = build_monthly_statements(invoices, adjustments, registry, date(2025, 9, 1), ts("2025-09-05 00:00"))
+    assert sept.set_index("tenant").loc["demo-3pl", ["adjustments_count", "adjustments_cents", "debit_notes_cents"]] \
+        .tolist() == [1, 4000, 4000]
 
 
 def test_statement_for_tenant_without_orders(registry):

@@ -41,7 +41,8 @@ VOLATILE = {"id", "commit_seq", "received_at", "recorded_at", "updated_at", "iss
 DERIVED = ["webhook_events", "orders", "order_sla", "sla_metrics", "completed_orders", "exceptions",
            "exception_priorities", "exception_actions", "exception_patterns", "exception_insights",
            "billable_orders", "invoices", "invoice_lines", "invoice_sequences", "invoice_adjustments",
-           "billing_report", "monthly_statements", "operations_summary", "rate_card_versions"]
+           "notes", "note_lines", "note_sequences", "billing_report", "monthly_statements", "operations_summary",
+           "rate_card_versions"]
 
 
 def canonical(value) -> str:  # noqa: ANN001

@@ -19,13 +19,12 @@ from e2a_assets.domain.statements import (
     AUTO_APPLIED,
     PENDING_REVIEW,
     build_billing_report,
-    build_monthly_statements,
     compute_adjustments,
 )
 from e2a_assets.partitions import days_between, monthly_partitions
 from e2a_assets.resources import ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.services import billing_reads as reads
-from e2a_assets.services.billing import recompute_billable, reprice_invoiced
+from e2a_assets.services.billing import close_and_build_statements, recompute_billable, reprice_invoiced
 from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.frames import read_days, replace_partition
 
@@ -252,15 +251,13 @@ def monthly_statements(
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
     registry = tenant_registry.get_registry()
-    # What is overdue (any month) comes as one SQL aggregate; tenants from a grouped index read.
-    overdue = reads.ledger_states(engine, as_of)[["tenant", "invoices_overdue", "overdue_cents"]]
-    tenants = reads.invoiced_tenants(engine)
+    run_id = context.run.run_id
+    closing = {}  # month -> month-close notes issued by this run
 
     def step(first, last):  # noqa: ANN001, ANN202
-        # One month at a time: its invoices and adjustments.
-        book = reads.invoices_dated(engine, first, last)
-        adjustments = reads.adjustments_dated(engine, first, last)
-        frame = build_monthly_statements(book, adjustments, registry, first, as_of, tenants, overdue)
+        # One month at a time: its invoices, adjustments and notes (a closed month gets its
+        # month-close notes first); what is overdue (any month) comes as a SQL aggregate.
+        frame, closing[first] = close_and_build_statements(engine, registry, first, last, as_of, run_id)
         replace_partition(engine, schema.monthly_statements, frame, "month_start", first, last)
         return frame
 
@@ -270,6 +267,7 @@ def monthly_statements(
             **{c: number(int(frame[c].sum()) if len(frame) else 0)
                for c in ("invoiced_orders", "gross_cents", "discount_cents", "minimum_top_up_cents", "adjustments_cents",
                          "net_due_cents", "overdue_cents")},  # fmt: skip
+            "month_close_notes_issued": number(len(closing.get(month, ()))),
             "preview": preview(frame, ["tenant", "month", "invoiced_orders", "gross_cents", "discount_cents",
                                        "minimum_top_up_cents", "adjustments_cents", "net_due_cents", "overdue_cents"]),
         }

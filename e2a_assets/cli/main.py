@@ -342,13 +342,19 @@ def export_invoices(tenant: str, month: str, output: str | None) -> None:
 @click.option("--approve/--reject", required=True, help="Apply the adjustment, or reject it.")
 @click.option("--reviewer", default=lambda: _settings().operator, show_default="$USER")
 def review_adjustment_command(adjustment_id: str, approve: bool, reviewer: str) -> None:
-    """Approve or reject an adjustment that is PENDING_REVIEW."""
-    from e2a_assets.warehouse.ledger import review_adjustment
+    """Approve or reject an adjustment that is PENDING_REVIEW; an approval issues its credit or
+    debit note (DOMAIN §8.2), dated today."""
+    from e2a_assets.warehouse.ledger import note_of, review_adjustment
 
     engine = prepared_warehouse(_settings())
-    if not review_adjustment(engine, adjustment_id, approve, reviewer, dt.datetime.now(dt.timezone.utc)):
+    try:
+        reviewed = review_adjustment(engine, adjustment_id, approve, reviewer, dt.datetime.now(dt.timezone.utc))
+    except LookupError as exc:
+        raise E2AError(str(exc)) from None
+    if not reviewed:
         raise E2AError(f"{adjustment_id}: no adjustment pending review with that id")
-    click.echo(f"{adjustment_id}: {'APPROVED' if approve else 'REJECTED'} by {reviewer}")
+    note = f"; note {note_of(engine, adjustment_id)} issued" if approve else ""
+    click.echo(f"{adjustment_id}: {'APPROVED' if approve else 'REJECTED'} by {reviewer}{note}")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -27,9 +27,9 @@ from e2a_assets.domain.billing import (
     policy_table,
     ratio,
 )
+from e2a_assets.domain.notes import CREDIT, DEBIT, RECALCULATION, adjustment_notes, month_close_notes, month_closed, note_totals
 from e2a_assets.domain.policies import FIRST_RATE_CARD_VERSION, TenantRegistry, shipped_defaults
 
-RECALCULATION = "RECALCULATION"
 ADJUSTMENT_STATUSES = (AUTO_APPLIED, APPLIED_FLAGGED, PENDING_REVIEW, APPROVED, REJECTED)
 ADJUSTMENT_COLUMNS = [
     "adjustment_id", "tenant", "order_id", "invoice_number", "adjustment_seq", "created_at",
@@ -39,7 +39,8 @@ ADJUSTMENT_COLUMNS = [
 STATEMENT_COLUMNS = [
     "tenant", "month", "month_start", "month_end", "currency", "invoiced_orders", "gross_cents",
     "discount_rate", "discount_cents", "minimum_fee_cents", "minimum_top_up_cents",
-    "adjustments_count", "adjustments_cents", "pending_review_cents", "net_due_cents",
+    "adjustments_count", "adjustments_cents", "pending_review_cents", "closed", "credit_notes_count",
+    "credit_notes_cents", "debit_notes_count", "debit_notes_cents", "net_due_cents",
     "overdue_invoices", "overdue_cents", "as_of",
 ]  # fmt: skip
 REPORT_COLUMNS = [
@@ -129,7 +130,7 @@ def compute_adjustments(
     inv["status"] = np.select([size < auto, size <= review], [AUTO_APPLIED, APPLIED_FLAGGED], default=PENDING_REVIEW)
     inv["applied"] = inv["status"] != PENDING_REVIEW
     inv["flagged"] = inv["status"] == APPLIED_FLAGGED
-    inv["kind"] = np.where(inv["delta_cents"] < 0, "credit", "debit")
+    inv["kind"] = np.where(inv["delta_cents"] < 0, CREDIT, DEBIT)
     inv["reason"] = RECALCULATION
     as_of = pd.Timestamp(as_of)
     inv["created_at"] = pd.Series(as_of, index=inv.index).dt.tz_convert("UTC")
@@ -193,6 +194,7 @@ def build_monthly_statements(
     as_of: pd.Timestamp,
     tenants: Iterable[str] = (),
     overdue: pd.DataFrame | None = None,
+    notes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One statement per tenant (every registry tenant, plus any tenant with invoices) for the
     month starting `month_start`, columns `STATEMENT_COLUMNS`.
@@ -203,10 +205,17 @@ def build_monthly_statements(
     both are computed here (the reference).
 
     Month's invoices: invoice_date in the month and <= as_of date. Volume discount tier by their
-    count, floor(gross × rate); minimum monthly fee top-up on gross − discount; adjustments =
-    adjustments applied by as_of (a later approval does not count yet) whose adjustment_date is in
-    the month (<= as_of); net = gross − discount +
-    top-up + adjustments. Overdue: all the tenant's invoices (any month) past due at as_of.
+    count, floor(gross × rate); minimum monthly fee top-up on gross − discount.
+
+    Notes (DOMAIN §8.2, domain/notes.py): `notes` are the ledger's notes dated in the month (the
+    asset reads them after issuing the month-close notes); the statement counts those issued by
+    as_of. Without `notes` (the reference computation) they are the notes the rules imply: one
+    per adjustment applied by as_of (a later approval does not count yet), plus - for a month
+    closed at as_of - the discount credit note and top-up debit note. adjustments = the signed
+    RECALCULATION notes; net due = gross + Σ debit notes − Σ credit notes, every figure a
+    document. In a month still open at as_of (`closed` False) discount and top-up are provisional
+    figures not yet issued, so they are not in the net due. pending_review = adjustments dated in
+    the month still pending at as_of. Overdue: all the tenant's invoices (any month) past due at as_of.
     """
     as_of = pd.Timestamp(as_of)
     as_of_day = pd.Timestamp(_as_of_date(as_of))
@@ -239,12 +248,27 @@ def build_monthly_statements(
 
     adj_day = as_dates(adj["adjustment_date"]) if "adjustment_date" in adj.columns else as_dates(pd.to_datetime(adj["created_at"], utc=True).dt.date)
     adj_month = adj[((adj_day >= start) & (adj_day < end) & (adj_day <= as_of_day)).to_numpy()]
-    applied = adj_month[adj_month["status"].isin(APPLIED_STATUSES)].groupby("tenant")["delta_cents"].agg(["size", "sum"])
     pending = adj_month[adj_month["status"] == PENDING_REVIEW].groupby("tenant")["delta_cents"].sum()
-    st["adjustments_count"] = as_int(st["tenant"].map(applied["size"]))
-    st["adjustments_cents"] = as_int(st["tenant"].map(applied["sum"]))
     st["pending_review_cents"] = as_int(st["tenant"].map(pending))
-    st["net_due_cents"] = st["gross_cents"] - st["discount_cents"] + st["minimum_top_up_cents"] + st["adjustments_cents"]
+    st["closed"] = month_closed(start.date(), as_of)
+    st["month"] = start.strftime("%Y%m")
+    st["month_start"] = start.date()
+    if notes is None:
+        known = adj
+        if len(known) and "created_at" in known.columns:
+            known = known[(pd.to_datetime(known["created_at"], utc=True) <= as_of).to_numpy()]
+        currencies = inv[["invoice_number", "currency"]] if "currency" in inv.columns else \
+            pd.DataFrame(columns=["invoice_number", "currency"])
+        implied = [adjustment_notes(known, currencies) if len(known) and "adjustment_id" in known.columns else None]
+        if st["closed"].all():
+            implied.append(month_close_notes(st, None, as_of))
+        notes = pd.concat([n for n in implied if n is not None and len(n)], ignore_index=True) \
+            if any(n is not None and len(n) for n in implied) else None
+    totals = note_totals(notes, start.date(), as_of).set_index("tenant")
+    for col in ("adjustments_count", "adjustments_cents", "credit_notes_count", "credit_notes_cents",
+                "debit_notes_count", "debit_notes_cents"):
+        st[col] = as_int(st["tenant"].map(totals[col]))
+    st["net_due_cents"] = st["gross_cents"] + st["debit_notes_cents"] - st["credit_notes_cents"]
 
     if overdue is not None:
         by_tenant = overdue.set_index("tenant").rename(columns={"invoices_overdue": "size", "overdue_cents": "sum"})
@@ -254,8 +278,6 @@ def build_monthly_statements(
         by_tenant = owed.groupby("tenant")["_owed"].agg(["size", "sum"])
     st["overdue_invoices"] = as_int(st["tenant"].map(by_tenant["size"]))
     st["overdue_cents"] = as_int(st["tenant"].map(by_tenant["sum"]))
-    st["month"] = start.strftime("%Y%m")
-    st["month_start"] = start.date()
     st["month_end"] = (end - pd.Timedelta(days=1)).date()
     st["as_of"] = pd.Series(as_of, index=st.index).dt.tz_convert("UTC") if as_of.tzinfo else as_of
     for col in ("discount_cents", "minimum_top_up_cents", "net_due_cents"):

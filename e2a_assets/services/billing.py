@@ -1,5 +1,6 @@
 """Billing figures recomputed from the warehouse: reads the source rows of some cohort days and
-applies the domain's billing rules. Used by the billing assets, the invoice checks and the CLI."""
+applies the domain's billing rules. Used by the billing assets, the invoice checks and the CLI;
+and the monthly statements with their month-close notes."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import pandas as pd
 from sqlalchemy import Engine, Table
 
 from e2a_assets.domain.billing import PRICE_COLUMNS, build_billable_orders, price_orders
+from e2a_assets.domain.notes import month_closed
 from e2a_assets.domain.policies import TenantRegistry
-from e2a_assets.warehouse import schema
+from e2a_assets.domain.statements import build_monthly_statements
+from e2a_assets.services import billing_reads as reads
+from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.frames import read_days, read_table
 
 
@@ -60,3 +64,38 @@ def reprice_invoiced(stored: pd.DataFrame, issued: pd.DataFrame, registry: Tenan
         issued[["tenant", "order_id", "rate_card_version"]], how="inner", on=["tenant", "order_id"])
     totals, _ = price_orders(invoiced, registry)
     return totals
+def month_starts(first: dt.date, last: dt.date) -> list[dt.date]:
+    """The first day of every month overlapping [first, last]."""
+    months, month = [], first.replace(day=1)
+    while month <= last:
+        months.append(month)
+        month = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return months
+
+
+def close_and_build_statements(
+    engine: Engine, registry: TenantRegistry, first: dt.date, last: dt.date, as_of: pd.Timestamp, run_id: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The monthly statements of the months in [first, last] and the month-close notes issued now.
+
+    Per month: the figures from the month's invoices and adjustments (domain/statements.py); for
+    a month closed at `as_of`, the ledger issues the volume-discount credit note and the minimum
+    top-up debit note (or a correcting note, or nothing on a rerun: warehouse/ledger.py); the
+    statement is then built from the notes the ledger holds for the month, so its net due is
+    Σ invoices + Σ debit notes − Σ credit notes.
+    """
+    book = reads.invoices_dated(engine, first, last)
+    adjustments = reads.adjustments_dated(engine, first, last)
+    overdue = reads.ledger_states(engine, as_of)[["tenant", "invoices_overdue", "overdue_cents"]]
+    tenants = reads.invoiced_tenants(engine)
+    parts, issued = [], []
+    for month in month_starts(first, last):
+        figures = build_monthly_statements(book, adjustments, registry, month, as_of, tenants, overdue)
+        if month_closed(month, as_of):
+            issued.append(ledger.issue_month_close_notes(engine, figures, run_id, as_of))
+        end = (pd.Timestamp(month) + pd.offsets.MonthEnd(0)).date()
+        notes = ledger.read_notes(engine, month, end)
+        parts.append(build_monthly_statements(book, adjustments, registry, month, as_of, tenants, overdue, notes=notes))
+    issued = [n for n in issued if len(n)]
+    return (pd.concat(parts, ignore_index=True),
+            pd.concat(issued, ignore_index=True) if issued else pd.DataFrame(columns=ledger.NOTE_COLUMNS))  # fmt: skip

@@ -1,6 +1,7 @@
 """The invoice ledger: number allocation, issuing, adjustments, reviews, and reads of the ledger.
 
-`invoices`, `invoice_lines`, `invoice_adjustments` and `rate_card_versions` are a ledger
+`invoices`, `invoice_lines`, `invoice_adjustments`, `notes`, `note_lines` and `rate_card_versions`
+are a ledger
 (ARCHITECTURE principle 2): rows are inserted once and never updated or deleted by e2a. The only
 changes after insert are an adjustment's review status (PENDING_REVIEW -> APPROVED / REJECTED /
 SUPERSEDED), an invoice's `paid_at`, which belongs to the finance system, and the one-time filling
@@ -17,6 +18,12 @@ rows of the months it numbers, reads which orders are still uninvoiced, numbers 
 transaction. A second run numbering the same month waits for the first to commit, so numbers
 are unique and gapless; the unique constraints on the number and on (tenant, order_id) are the
 last guard.
+
+Credit and debit notes (DOMAIN §8.2) are numbered by the same mechanism (`_lock_counters`,
+`_advance_counters`) over `note_sequences`, one row per (tenant, kind, YYYYMM), in the same
+transaction as what causes them: an applied adjustment's note with the adjustment
+(`record_adjustments`, `review_adjustment`), the month-close notes with their plan
+(`issue_month_close_notes`). `source_id` (unique) makes each note issued once.
 """
 
 from __future__ import annotations
@@ -25,10 +32,11 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, and_, bindparam, func, select, tuple_, update
+from sqlalchemy import Engine, Table, and_, bindparam, func, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from e2a_assets.domain.billing import plan_invoice_numbers
+from e2a_assets.domain.notes import MONTH_CLOSE_REASONS, NOTE_KINDS, adjustment_notes, month_close_notes, plan_note_numbers
 from e2a_assets.domain.policies import TenantRegistry
 from e2a_assets.domain.rate_cards import RateCardChanged, changed_versions, version_records
 from e2a_assets.domain.statements import APPROVED, PENDING_REVIEW, REJECTED
@@ -40,6 +48,9 @@ from e2a_assets.warehouse.schema import (
     invoice_sequences,
     invoices,
     rate_card_versions,
+    note_lines,
+    note_sequences,
+    notes,
 )
 
 SUPERSEDED = "SUPERSEDED"
@@ -49,23 +60,40 @@ SUPERSEDED = "SUPERSEDED"
 # Issuing invoices
 
 
-def _lock_sequences(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """Create the missing (tenant, month) counters and lock them; returns their current values.
+def _lock_counters(conn: Connection, counters: Table, keys: list[tuple]) -> dict[tuple, int]:
+    """Create the missing counters of `counters` (invoice_sequences, note_sequences: key columns
+    then `last_seq`) and lock them; returns their current values by key.
 
     The insert comes first on purpose: on SQLite it is the statement that takes the database
     write lock, so every read after it sees the latest committed ledger (no stale snapshot); on
     Postgres `SELECT ... FOR UPDATE` (in key order, so two runs never deadlock) makes a second
-    run numbering the same month wait until the first commits.
+    run numbering the same series wait until the first commits.
     """
-    rows = pd.DataFrame(keys, columns=["tenant", "invoice_month"]).assign(last_seq=0)
-    insert_new(conn, invoice_sequences, rows, ["tenant", "invoice_month"])
-    stmt = (
-        select(invoice_sequences.c.tenant, invoice_sequences.c.invoice_month, invoice_sequences.c.last_seq)
-        .where(tuple_(invoice_sequences.c.tenant, invoice_sequences.c.invoice_month).in_(keys))
-        .order_by(invoice_sequences.c.tenant, invoice_sequences.c.invoice_month)
-        .with_for_update()
+    names = [c.name for c in counters.primary_key.columns]
+    rows = pd.DataFrame(sorted(set(keys)), columns=names).assign(last_seq=0)
+    insert_new(conn, counters, rows, names)
+    key = tuple_(*(counters.c[n] for n in names))
+    found: dict[tuple, int] = {}
+    ordered = sorted(set(keys))
+    for start in range(0, len(ordered), 500):
+        stmt = (
+            select(*(counters.c[n] for n in names), counters.c.last_seq)
+            .where(key.in_(ordered[start : start + 500]))
+            .order_by(*(counters.c[n] for n in names))
+            .with_for_update()
+        )
+        found.update({tuple(row[:-1]): int(row[-1]) for row in conn.execute(stmt)})
+    return found
+
+
+def _advance_counters(conn: Connection, counters: Table, top: pd.DataFrame, stamp: pd.Timestamp) -> None:
+    """Set each counter of `top` (key columns + last_seq) to its new value."""
+    names = [c.name for c in counters.primary_key.columns]
+    where = and_(*(counters.c[n] == bindparam(f"k_{n}") for n in names))
+    conn.execute(
+        update(counters).where(where).values(last_seq=bindparam("s"), updated_at=stamp.to_pydatetime()),
+        [{**{f"k_{n}": row[n] for n in names}, "s": int(row["last_seq"])} for row in top.to_dict("records")],
     )
-    return {(t, m): int(s) for t, m, s in conn.execute(stmt)}
 
 
 def _already_invoiced(conn: Connection, frame: pd.DataFrame) -> set[tuple[str, str]]:
@@ -107,7 +135,7 @@ def issue_invoices(
     keys = sorted(set(zip(candidates["tenant"], months)))
     stamp = pd.Timestamp(as_of).tz_convert("UTC")
     with engine.begin() as conn:
-        last_seq = _lock_sequences(conn, keys)
+        last_seq = _lock_counters(conn, invoice_sequences, keys)
         done = _already_invoiced(conn, candidates)
         if done:
             keep = [(t, o) not in done for t, o in zip(candidates["tenant"], candidates["order_id"])]
@@ -126,13 +154,8 @@ def issue_invoices(
         numbers = planned[["tenant", "order_id", "invoice_number"]]
         issued_lines = lines.merge(numbers, how="inner", on=["tenant", "order_id"])[[c.name for c in invoice_lines.columns]]
         insert_frame(conn, invoice_lines, issued_lines)
-        top = planned.groupby(["tenant", "invoice_month"])["invoice_seq"].max().reset_index()
-        conn.execute(
-            update(invoice_sequences)
-            .where(and_(invoice_sequences.c.tenant == bindparam("t"), invoice_sequences.c.invoice_month == bindparam("m")))
-            .values(last_seq=bindparam("s"), updated_at=stamp.to_pydatetime()),
-            [{"t": t, "m": m, "s": int(s)} for t, m, s in top.itertuples(index=False)],
-        )
+        top = planned.groupby(["tenant", "invoice_month"])["invoice_seq"].max().rename("last_seq").reset_index()
+        _advance_counters(conn, invoice_sequences, top, stamp)
     return rows.reset_index(drop=True), issued_lines.reset_index(drop=True)
 
 
@@ -211,6 +234,109 @@ def months_priced(conn_or_engine: Any, tenant: str) -> pd.DataFrame:
         rows = conn_or_engine.execute(stmt).all()
     frame = pd.DataFrame(rows, columns=["rate_card_version", "invoice_month", "invoices", "amount_cents"])
     return frame.astype({"rate_card_version": "int64", "invoices": "int64", "amount_cents": "int64"})
+# Notes
+
+NOTE_COLUMNS = [c.name for c in notes.columns]
+
+
+def _issued_sources(conn: Connection, source_ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(source_ids), 1000):
+        stmt = select(notes.c.source_id).where(notes.c.source_id.in_(source_ids[start : start + 1000]))
+        found.update(conn.execute(stmt).scalars())
+    return found
+
+
+def _issue_notes(conn: Connection, candidates: pd.DataFrame, run_id: str,
+                 extra_keys: list[tuple[str, str, str]] = ()) -> pd.DataFrame:  # fmt: skip
+    """Number and insert the candidate notes (`domain/notes.py::CANDIDATE_COLUMNS`) whose source has
+    no note yet, in the caller's transaction: lock the (tenant, kind, month) counters (plus
+    `extra_keys`), skip issued sources, plan, insert notes and lines, advance. A note's
+    `issued_at` is its source time (the adjustment's creation or review, the statement's as_of).
+    Returns the notes."""
+    if candidates is None or candidates.empty:
+        return pd.DataFrame(columns=NOTE_COLUMNS)
+    months = pd.to_datetime(pd.Series(candidates["note_date"], dtype=object)).dt.strftime("%Y%m")
+    keys = sorted(set(zip(candidates["tenant"], candidates["kind"], months)) | set(extra_keys))
+    last_seq = _lock_counters(conn, note_sequences, keys)
+    done = _issued_sources(conn, sorted(set(candidates["source_id"])))
+    fresh = candidates[~candidates["source_id"].isin(done)]
+    if fresh.empty:
+        return pd.DataFrame(columns=NOTE_COLUMNS)
+    planned = plan_note_numbers(fresh, last_seq)
+    planned["issued_at"] = pd.to_datetime(planned["source_at"], utc=True)
+    planned["issued_run_id"] = run_id
+    rows = planned[NOTE_COLUMNS]
+    insert_frame(conn, notes, rows)
+    lines = pd.DataFrame({
+        "note_number": planned["note_number"], "tenant": planned["tenant"], "line_no": 1, "kind": planned["reason"],
+        "description": planned["description"], "quantity": 1, "unit_cents": planned["amount_cents"],
+        "amount_cents": planned["amount_cents"],
+    })  # fmt: skip
+    insert_frame(conn, note_lines, lines)
+    top = planned.groupby(["tenant", "kind", "note_month"])["note_seq"].max().rename("last_seq").reset_index()
+    _advance_counters(conn, note_sequences, top, planned["issued_at"].max())
+    return rows.reset_index(drop=True)
+
+
+def _currencies(conn: Connection, numbers: list[str]) -> pd.DataFrame:
+    parts = [read_table(conn, invoices, [invoices.c.invoice_number.in_(numbers[i : i + 1000])],
+                        columns=["invoice_number", "currency"]) for i in range(0, len(numbers), 1000)]  # fmt: skip
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["invoice_number", "currency"])
+
+
+def _issue_adjustment_notes(conn: Connection, adjustments: pd.DataFrame, run_id: str) -> pd.DataFrame:
+    """The notes of the applied ones among `adjustments` (one per adjustment, never twice)."""
+    if adjustments is None or adjustments.empty:
+        return pd.DataFrame(columns=NOTE_COLUMNS)
+    candidates = adjustment_notes(adjustments, _currencies(conn, sorted(set(adjustments["invoice_number"]))))
+    missing = candidates[candidates["currency"].isna()]
+    if len(missing):
+        raise LookupError(f"{missing['source_id'].iloc[0]}: invoice {missing['invoice_number'].iloc[0]} "
+                          "is not in the ledger; no note can reference it")  # fmt: skip
+    return _issue_notes(conn, candidates, run_id)
+
+
+def issue_adjustment_notes(engine: Engine, adjustments: pd.DataFrame, run_id: str) -> pd.DataFrame:
+    """Issue the notes of the applied ones among `adjustments` that have none (one transaction)."""
+    with engine.begin() as conn:
+        return _issue_adjustment_notes(conn, adjustments, run_id)
+
+
+def issue_month_close_notes(engine: Engine, statements: pd.DataFrame, run_id: str, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Issue the volume-discount credit notes and minimum top-up debit notes of closed months.
+
+    `statements`: tenant, month, month_start, currency, discount_cents, minimum_top_up_cents.
+    One transaction: lock both note counters of each tenant-month first (so two statement runs
+    of the same month take turns), read the month-close notes already issued, issue what
+    `domain/notes.py::month_close_notes` says is missing (nothing on a rerun; a correcting note
+    when a figure changed). Returns the notes issued now.
+    """
+    if statements is None or statements.empty:
+        return pd.DataFrame(columns=NOTE_COLUMNS)
+    stamp = pd.Timestamp(as_of).tz_convert("UTC")
+    months = statements["month"].astype(str)
+    keys = sorted({(t, k, m) for t, m in zip(statements["tenant"], months) for k in NOTE_KINDS})
+    with engine.begin() as conn:
+        _lock_counters(conn, note_sequences, keys)
+        issued = read_table(conn, notes, [notes.c.reason.in_(MONTH_CLOSE_REASONS),
+                                          tuple_(notes.c.tenant, notes.c.statement_month).in_(sorted(set(zip(statements["tenant"], months))))])  # fmt: skip
+        candidates = month_close_notes(statements, issued, stamp)
+        return _issue_notes(conn, candidates, run_id, keys)
+
+
+def read_notes(conn_or_engine: Any, first: dt.date | None = None, last: dt.date | None = None,
+               tenant: str | None = None) -> pd.DataFrame:  # fmt: skip
+    """Notes dated in [first, last] (index ix_notes_date), optionally of one tenant."""
+    where = []
+    if first is not None:
+        where.append(notes.c.note_date >= first)
+    if last is not None:
+        where.append(notes.c.note_date <= last)
+    if tenant is not None:
+        where.append(notes.c.tenant == tenant)
+    frame = read_table(conn_or_engine, notes, where)
+    return frame.sort_values(["tenant", "kind", "note_month", "note_seq"]).reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +344,8 @@ def months_priced(conn_or_engine: Any, tenant: str) -> pd.DataFrame:
 
 
 def record_adjustments(engine: Engine, new: pd.DataFrame, cohort_days: pd.DataFrame, run_id: str) -> int:
-    """Insert new RECALCULATION adjustments and mark the pending ones they supersede.
+    """Insert new RECALCULATION adjustments, mark the pending ones they supersede, and issue the
+    note of every applied one (same transaction).
 
     `cohort_days` maps (tenant, invoice_number) to the invoice's cohort day. Inserted once per
     `adjustment_id`; only PENDING_REVIEW rows are ever marked SUPERSEDED (never applied ones).
@@ -238,11 +365,14 @@ def record_adjustments(engine: Engine, new: pd.DataFrame, cohort_days: pd.DataFr
                 .values(status=SUPERSEDED, superseded_by=bindparam("new_id")),
                 [{"old": o, "new_id": n} for o, n in stale],
             )  # fmt: skip
+        _issue_adjustment_notes(conn, rows, run_id)
     return written
 
 
 def review_adjustment(engine: Engine, adjustment_id: str, approve: bool, reviewer: str, at: dt.datetime) -> bool:
-    """Approve (applied from then on) or reject a PENDING_REVIEW adjustment; False if not pending."""
+    """Approve (applied from then on, and issued as a note dated the review day) or reject a
+    PENDING_REVIEW adjustment; False if not pending. Raises LookupError (nothing changed) when an
+    approved adjustment's invoice is not in the ledger."""
     with engine.begin() as conn:
         result = conn.execute(
             update(invoice_adjustments)
@@ -250,7 +380,16 @@ def review_adjustment(engine: Engine, adjustment_id: str, approve: bool, reviewe
                         invoice_adjustments.c.status == PENDING_REVIEW))
             .values(status=APPROVED if approve else REJECTED, applied=bool(approve), reviewed_at=at, reviewed_by=reviewer)
         )  # fmt: skip
+        if result.rowcount and approve:
+            row = read_table(conn, invoice_adjustments, [invoice_adjustments.c.adjustment_id == adjustment_id])
+            _issue_adjustment_notes(conn, row, f"review:{reviewer}"[:64])
     return bool(result.rowcount)
+
+
+def note_of(conn_or_engine: Any, source_id: str) -> str | None:
+    """The number of the note issued for a source (an adjustment id), None when there is none."""
+    frame = read_table(conn_or_engine, notes, [notes.c.source_id == source_id], columns=["note_number"])
+    return str(frame["note_number"].iloc[0]) if len(frame) else None
 
 
 # ---------------------------------------------------------------------------------------------

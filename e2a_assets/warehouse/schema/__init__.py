@@ -16,6 +16,9 @@ from e2a_assets.warehouse.schema.billing import (
     invoice_sequences,
     invoices,
     monthly_statements,
+    note_lines,
+    note_sequences,
+    notes,
     rate_card_versions,
 )
 from e2a_assets.warehouse.schema.exceptions import (
@@ -35,6 +38,6 @@ __all__ = [
     "orders", "order_sla", "sla_metrics", "completed_orders", "CLOCKS",
     "exceptions", "exception_priorities", "exception_actions", "exception_patterns", "exception_insights",
     "billable_orders", "invoices", "invoice_lines", "invoice_sequences", "invoice_adjustments",
-    "monthly_statements", "billing_report", "rate_card_versions",
+    "notes", "note_lines", "note_sequences", "monthly_statements", "billing_report", "rate_card_versions",
     "operations_summary", "alerts",
 ]  # fmt: skip

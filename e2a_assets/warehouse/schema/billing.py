@@ -1,5 +1,5 @@
-"""The billing tables. `invoices`, `invoice_lines`, `invoice_adjustments` and `rate_card_versions`
-are the ledger (inserted once, never rewritten: see warehouse/ledger.py); the others are derived
+"""The billing tables. `invoices`, `invoice_lines`, `invoice_adjustments`, `notes`, `note_lines` and
+`rate_card_versions` are the ledger (inserted once, never rewritten: see warehouse/ledger.py); the others are derived
 per partition.
 """
 
@@ -160,6 +160,59 @@ rate_card_versions = Table(
     PrimaryKeyConstraint("tenant", "version", name="pk_rate_card_versions"),
 )
 
+# Credit and debit notes (DOMAIN §8.2, domain/notes.py): a ledger like invoices, inserted once and
+# never rewritten. An adjustment note references its invoice; a month-close note (volume discount,
+# minimum top-up) its tenant-month (`statement_month`). `source_id` makes issuing idempotent.
+notes = Table(
+    "notes",
+    metadata,
+    Column("note_number", String(96), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),  # credit | debit
+    Column("note_month", String(6), nullable=False),  # YYYYMM of note_date
+    Column("note_seq", Integer, nullable=False),
+    Column("note_date", Date, nullable=False),
+    Column("reason", String(32), nullable=False),  # RECALCULATION | VOLUME_DISCOUNT | MINIMUM_TOP_UP
+    Column("source_id", String(128), nullable=False),  # adjustment_id, or {TENANT}-{YYYYMM}-{REASON}-{nn}
+    Column("invoice_number", String(96)),
+    Column("order_id", String(128)),
+    Column("statement_month", String(6)),
+    Column("amount_cents", BigInteger, nullable=False),  # > 0; the kind gives the sign
+    Column("currency", String(8), nullable=False),
+    Column("issued_at", TS, nullable=False),
+    Column("issued_run_id", String(64), nullable=False),
+    UniqueConstraint("note_number", name="uq_notes_number"),
+    UniqueConstraint("source_id", name="uq_notes_source"),
+    UniqueConstraint("tenant", "kind", "note_month", "note_seq", name="uq_notes_seq"),
+    Index("ix_notes_date", "note_date", "tenant"),
+    Index("ix_notes_invoice", "tenant", "invoice_number"),
+)
+
+note_lines = Table(
+    "note_lines",
+    metadata,
+    Column("note_number", String(96), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("unit_cents", BigInteger, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    UniqueConstraint("note_number", "line_no", name="uq_note_lines_line"),
+)
+
+note_sequences = Table(
+    "note_sequences",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("note_month", String(6), nullable=False),
+    Column("last_seq", Integer, nullable=False, default=0),
+    Column("updated_at", TS),
+    PrimaryKeyConstraint("tenant", "kind", "note_month", name="pk_note_sequences"),
+)
+
 monthly_statements = Table(
     "monthly_statements",
     metadata,
@@ -177,6 +230,12 @@ monthly_statements = Table(
     Column("adjustments_count", Integer, nullable=False),
     Column("adjustments_cents", BigInteger, nullable=False),
     Column("pending_review_cents", BigInteger, nullable=False),
+    # Notes (DOMAIN §8.2): closed = month-close notes issued; net due = invoices + debit − credit notes.
+    Column("closed", Boolean, nullable=False, default=False),
+    Column("credit_notes_count", Integer, nullable=False, default=0),
+    Column("credit_notes_cents", BigInteger, nullable=False, default=0),
+    Column("debit_notes_count", Integer, nullable=False, default=0),
+    Column("debit_notes_cents", BigInteger, nullable=False, default=0),
     Column("net_due_cents", BigInteger, nullable=False),
     Column("overdue_invoices", Integer, nullable=False),
     Column("overdue_cents", BigInteger, nullable=False),

@@ -1,0 +1,77 @@
+"""Statement reconciliation (DOMAIN §8.2) as blocking asset checks on `monthly_statements`.
+
+Both run right after `monthly_statements` in the same run and judge the months of the run (its
+monthly partition or range; every month with a statement when launched without one) against the
+ledger itself, not against the figures the asset computed:
+
+- `statement_reconciles_with_ledger`: each statement's net due = Σ invoices dated in the month (by
+  its as_of day) + Σ debit notes − Σ credit notes dated in the month (issued by its as_of); for a
+  closed month, its discount and minimum top-up equal the month-close notes issued for them;
+- `note_numbers_unique_and_gapless`: the notes dated in those months have well-formed, unique,
+  gapless numbers per tenant, kind and month.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from e2a_assets.checks.invoices import run_days
+from e2a_assets.domain.notes import month_end, validate_note_numbers, validate_statement_reconciliation
+from e2a_assets.resources import WarehouseResource
+from e2a_assets.services import billing_reads as reads
+from e2a_assets.warehouse import ledger, schema
+from e2a_assets.warehouse.frames import read_table
+
+SHOWN_ROWS = 50
+CHECK = dict(asset="monthly_statements", blocking=True)
+
+
+def _months(context: dg.AssetCheckExecutionContext, engine) -> tuple[dt.date, dt.date] | None:
+    """First day of the run's first month and last day of its last month; without a partition,
+    the months that have statements (None when there are none)."""
+    days = run_days(context)
+    if days is None:
+        st = read_table(engine, schema.monthly_statements, columns=["month_start"])
+        if st.empty:
+            return None
+        days = (min(st["month_start"]), max(st["month_start"]))
+    return days[0].replace(day=1), month_end(days[1])
+
+
+def _result(offenders: pd.DataFrame, columns: list[str], checked: int) -> dg.AssetCheckResult:
+    shown = offenders[[c for c in columns if c in offenders.columns]].head(SHOWN_ROWS)
+    table = shown.to_markdown(index=False) if len(shown) else "_none_"
+    if len(offenders) > SHOWN_ROWS:
+        table += f"\n\n_first {SHOWN_ROWS} of {len(offenders)}_"
+    return dg.AssetCheckResult(
+        passed=offenders.empty,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"offending_rows": dg.MetadataValue.int(len(offenders)), "rows_checked": dg.MetadataValue.int(checked),
+                  "offenders": dg.MetadataValue.md(table)},
+    )  # fmt: skip
+
+
+@dg.asset_check(**CHECK, description="Net due = invoices + debit notes − credit notes of the month in the "
+                "ledger, and a closed month's discount / top-up equal its month-close notes (run's months).")  # fmt: skip
+def statement_reconciles_with_ledger(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    engine = warehouse.get_engine()
+    window = _months(context, engine)
+    if window is None:
+        return _result(pd.DataFrame(), [], 0)
+    first, last = window
+    statements = read_table(engine, schema.monthly_statements,
+                            [schema.monthly_statements.c.month_start >= first, schema.monthly_statements.c.month_start <= last])  # fmt: skip
+    offenders = validate_statement_reconciliation(statements, reads.invoices_dated(engine, first, last),
+                                                  ledger.read_notes(engine, first, last))  # fmt: skip
+    return _result(offenders, ["tenant", "month", "net_due_cents", "ledger_cents", "discount_cents", "noted_discount_cents",
+                               "minimum_top_up_cents", "noted_top_up_cents", "problem"], len(statements))  # fmt: skip
+
+
+@dg.asset_check(**CHECK, description="Credit and debit note numbers are well-formed, unique and gapless per "
+                "tenant, kind and month (notes dated in the run's months).")  # fmt: skip
+def note_numbers_unique_and_gapless(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    engine = warehouse.get_engine()
+    window = _months(context, engine)
+    notes = ledger.read_notes(engine, *window) if window else ledger.read_notes(engine)
+    return _result(validate_note_numbers(notes), ["tenant", "note_number", "problem"], len(notes))
