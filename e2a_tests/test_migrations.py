@@ -222,6 +222,11 @@ def test_a_warehouse_made_by_the_previous_main_is_upgraded_without_losing_a_row(
         assert cards["fingerprint"].isna().all()  # filled from the registry on its first load
         assert migrate.current_revision(make_engine(url)) == HEAD
         assert schema_differences(url) == []
+        # Revision 0005: its one applied adjustment (a late return, +250) is now a debit note.
+        [note] = pd.read_sql(select(schema.notes), make_engine(url)).to_dict("records")
+        assert (note["source_id"], note["kind"], note["amount_cents"], note["note_number"].split("-", 2)[2]) == (
+            before["invoice_adjustments"]["adjustment_id"].item(), "debit", 250,
+            "DN-" + note["note_date"].strftime("%Y%m") + "-0001")
         if backend == "postgres":
             assert commit_seq_default(url) == "txid_current()"
 
