@@ -212,10 +212,15 @@ def test_late_return_creates_one_recalculation_adjustment(warehouse_url, tmp_pat
     meta = {m.asset_key.to_user_string(): m.materialization.metadata for m in result.get_asset_materialization_events()}
     assert meta["invoice_adjustments"]["adjustments_cents"].value == 250
     assert ledger_rows(engine).set_index("order_id").loc["1001", "amount_cents"] == 70  # the invoice never changes
+    # The applied adjustment is a debit note on the adjustment's day, referencing the invoice (DOMAIN §8.2).
+    notes = read_table(engine, schema.notes)
+    assert notes[["note_number", "source_id", "invoice_number", "amount_cents", "note_date"]].values.tolist() == [
+        ["DEMO-3PL-DN-202509-0001", "DEMO-3PL-202508-0001-A01", "DEMO-3PL-202508-0001", 250, dt.date(2025, 9, 6)]]
 
     # Re-running adds nothing.
     run(warehouse_url, tmp_path, as_of="2025-09-07T12:00:00+00:00")
     assert len(read_table(engine, schema.invoice_adjustments)) == 1
+    assert len(read_table(engine, schema.notes)) == 1
     # A backfill evaluated before the adjustment existed leaves the ledger alone.
     run(warehouse_url, tmp_path, as_of="2025-09-02T12:00:00+00:00")
     assert len(read_table(engine, schema.invoice_adjustments)) == 1
@@ -246,6 +251,9 @@ def test_large_delta_waits_for_review_and_is_superseded(warehouse_url, tmp_path)
     ]
     assert ledger.review_adjustment(engine, "DEMO-3PL-202508-0002-A01", True, "qa", dt.datetime(2025, 9, 9, tzinfo=dt.timezone.utc)) is False
     assert ledger.review_adjustment(engine, "DEMO-3PL-202508-0002-A02", True, "qa", dt.datetime(2025, 9, 9, tzinfo=dt.timezone.utc))
+    # Only the approved one is a note (DOMAIN §8.2): pending and superseded ones never were.
+    assert read_table(engine, schema.notes)[["note_number", "source_id", "amount_cents"]].values.tolist() == [
+        ["DEMO-3PL-DN-202509-0001", "DEMO-3PL-202508-0002-A02", 3000]]
     result = run(warehouse_url, tmp_path, as_of="2025-09-10T12:00:00+00:00")
     assert result.success and all(e.passed for e in check_results(result).values())
     assert len(read_table(engine, schema.invoice_adjustments)) == 2

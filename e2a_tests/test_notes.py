@@ -259,3 +259,40 @@ def test_the_checks_fail_on_a_tampered_ledger(warehouse_url, tmp_path, tamper):
         assert not numbering.passed and "DEMO-3PL-DN-202508-0001" in numbering.metadata["offenders"].value
     else:
         assert numbering.passed
+
+
+def test_a_late_return_and_an_approval_are_on_septembers_statement(sqlite_url, tmp_path):
+    """August closes with its top-up; the +250 late return (auto-applied 09-06) and the approval of
+    a pending +2500 on 09-08 are debit notes of September, which reconciles to the cent."""
+    from e2a_assets.intake.ingestor import Ingestor
+    from e2a_tests.test_billing_assets import wms
+
+    engine = make_engine(sqlite_url)
+    seed_day1(engine)
+    run(sqlite_url, tmp_path)
+    assert statements_run(sqlite_url, tmp_path).success
+    Ingestor(engine).ingest(wms("demo-3pl", "return_received", 1001, "2025-09-05T10:00:00Z", "r-1001-1"))
+    run(sqlite_url, tmp_path, as_of="2025-09-06T12:00:00+00:00")
+    # Five returns on 1003 (rush): (140/2 + 5 x 250) x 2 = 2640, delta 2500 > 2000 -> pending review.
+    Ingestor(engine).ingest_many([wms("demo-3pl", "return_received", 1003, "2025-09-06T13:00:00Z", f"r-1003-{n}")
+                                  for n in range(5)])  # fmt: skip
+    run(sqlite_url, tmp_path, as_of="2025-09-07T12:00:00+00:00")
+    pending = read_table(engine, schema.invoice_adjustments).set_index("status").loc["PENDING_REVIEW"]
+    assert ledger.note_of(engine, pending["adjustment_id"]) is None  # not a note until approved
+    ledger.review_adjustment(engine, pending["adjustment_id"], True, "ana", dt.datetime(2025, 9, 8, 9, tzinfo=dt.timezone.utc))
+    assert ledger.note_of(engine, pending["adjustment_id"]) == "DEMO-3PL-DN-202509-0002"
+
+    september = dg.materialize([billing.monthly_statements, *CHECKS], partition_key="2025-09-01",
+                               resources=build_resources(settings_for(sqlite_url, tmp_path)),
+                               tags={AS_OF_TAG: "2025-10-01T04:30:00+00:00"})  # fmt: skip
+    assert september.success and all(e.passed for e in september.get_asset_check_evaluations())
+    st = read_table(engine, schema.monthly_statements).set_index(["tenant", "month"]).loc[("demo-3pl", "202509")]
+    debit = 250 + 2500
+    assert pending["delta_cents"] == 2500
+    # No invoices in September: the adjustments' notes plus the minimum top-up (10000 - 0).
+    assert (st["gross_cents"], st["adjustments_count"], st["adjustments_cents"]) == (0, 2, debit)
+    assert (st["debit_notes_cents"], st["credit_notes_cents"], st["net_due_cents"]) == (debit + 10000, 0, debit + 10000)
+    # August, re-run after all this, still shows what the client already holds.
+    assert statements_run(sqlite_url, tmp_path, as_of="2025-10-01T04:30:00+00:00").success
+    august = read_table(engine, schema.monthly_statements).set_index(["tenant", "month"]).loc[("demo-3pl", "202508")]
+    assert (august["net_due_cents"], august["adjustments_cents"]) == (10000, 0)
