@@ -292,6 +292,12 @@ def test_a_late_return_and_an_approval_are_on_septembers_statement(sqlite_url, t
     # No invoices in September: the adjustments' notes plus the minimum top-up (10000 - 0).
     assert (st["gross_cents"], st["adjustments_count"], st["adjustments_cents"]) == (0, 2, debit)
     assert (st["debit_notes_cents"], st["credit_notes_cents"], st["net_due_cents"]) == (debit + 10000, 0, debit + 10000)
+    september_notes = ledger.read_notes(engine, dt.date(2025, 9, 1), dt.date(2025, 9, 30), tenant="demo-3pl")
+    assert september_notes[["note_number", "reason", "amount_cents", "note_date"]].values.tolist() == [
+        ["DEMO-3PL-DN-202509-0001", "RECALCULATION", 250, dt.date(2025, 9, 6)],
+        ["DEMO-3PL-DN-202509-0002", "RECALCULATION", 2500, dt.date(2025, 9, 8)],
+        ["DEMO-3PL-DN-202509-0003", "MINIMUM_TOP_UP", 10000, dt.date(2025, 9, 30)],
+    ]
     # August, re-run after all this, still shows what the client already holds.
     assert statements_run(sqlite_url, tmp_path, as_of="2025-10-01T04:30:00+00:00").success
     august = read_table(engine, schema.monthly_statements).set_index(["tenant", "month"]).loc[("demo-3pl", "202508")]
