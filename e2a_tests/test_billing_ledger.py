@@ -156,6 +156,8 @@ def test_review_cli_approves_pending_adjustment_once(sqlite_url, tmp_path, monke
         f"DEMO-3PL-DN-{month}-0001", "debit", 3000, "DEMO-3PL-202508-0001", "DEMO-3PL-202508-0001-A01")
     assert note["note_date"] == row["reviewed_at"].date()
     assert capsys.readouterr().out.strip() == f"DEMO-3PL-202508-0001-A01: APPROVED by ana; note DEMO-3PL-DN-{month}-0001 issued"
+    doc = tmp_path / "invoices" / "demo-3pl" / f"{month[:4]}-{month[4:]}" / f"DEMO-3PL-DN-{month}-0001.html"
+    assert "Debit note" in doc.read_text() and "$30.00" in doc.read_text() and "DEMO-3PL-202508-0001" in doc.read_text()
     with pytest.raises(SystemExit) as exit_info:
         main(["invoices", "review", "DEMO-3PL-202508-0001-A01", "--reject"])
     assert exit_info.value.code == 1

@@ -215,6 +215,9 @@ def test_month_close_is_idempotent_and_the_statement_reconciles(warehouse_url, t
     st = read_table(engine, schema.monthly_statements).set_index("tenant")
     assert st.loc["demo-3pl", ["gross_cents", "debit_notes_cents", "credit_notes_cents", "net_due_cents"]].tolist() == \
         [895, 9105, 0, 10000]
+    # The client's document of the top-up, next to August's invoices.
+    doc = (tmp_path / "invoices" / "demo-3pl" / "2025-08" / "DEMO-3PL-DN-202508-0001.html").read_text()
+    assert "Debit note" in doc and "$91.05" in doc and "Statement 2025-08" in doc and "2025-08-31" in doc
     assert bool(st.loc["demo-3pl", "closed"])
     again = statements_run(warehouse_url, tmp_path, as_of="2025-09-02T04:30:00+00:00")
     assert again.success
@@ -281,6 +284,9 @@ def test_a_late_return_and_an_approval_are_on_septembers_statement(sqlite_url, t
     assert ledger.note_of(engine, pending["adjustment_id"]) is None  # not a note until approved
     ledger.review_adjustment(engine, pending["adjustment_id"], True, "ana", dt.datetime(2025, 9, 8, 9, tzinfo=dt.timezone.utc))
     assert ledger.note_of(engine, pending["adjustment_id"]) == "DEMO-3PL-DN-202509-0002"
+    # The late return's note got its document from the billing run of its invoice's day.
+    doc = (tmp_path / "invoices" / "demo-3pl" / "2025-09" / "DEMO-3PL-DN-202509-0001.html").read_text()
+    assert "Invoice DEMO-3PL-202508-0001" in doc and "$2.50" in doc
 
     september = dg.materialize([billing.monthly_statements, *CHECKS], partition_key="2025-09-01",
                                resources=build_resources(settings_for(sqlite_url, tmp_path)),

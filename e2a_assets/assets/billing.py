@@ -245,6 +245,7 @@ def monthly_statements(
     warehouse: WarehouseResource,
     tenant_registry: TenantRegistryResource,
     clock: ClockResource,
+    invoice_documents: InvoiceDocumentsResource,
 ) -> dg.MaterializeResult:
     """One statement per tenant and calendar month: invoiced orders, gross, volume discount,
     minimum monthly fee top-up, applied adjustments, net due, and what is overdue at as_of."""

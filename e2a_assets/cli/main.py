@@ -344,16 +344,22 @@ def export_invoices(tenant: str, month: str, output: str | None) -> None:
 def review_adjustment_command(adjustment_id: str, approve: bool, reviewer: str) -> None:
     """Approve or reject an adjustment that is PENDING_REVIEW; an approval issues its credit or
     debit note (DOMAIN §8.2), dated today."""
-    from e2a_assets.warehouse.ledger import note_of, review_adjustment
+    from e2a_assets.documents.notes import write_note_documents
+    from e2a_assets.warehouse.ledger import notes_for, review_adjustment
 
-    engine = prepared_warehouse(_settings())
+    settings = _settings()
+    engine = prepared_warehouse(settings)
     try:
         reviewed = review_adjustment(engine, adjustment_id, approve, reviewer, dt.datetime.now(dt.timezone.utc))
     except LookupError as exc:
         raise E2AError(str(exc)) from None
     if not reviewed:
         raise E2AError(f"{adjustment_id}: no adjustment pending review with that id")
-    note = f"; note {note_of(engine, adjustment_id)} issued" if approve else ""
+    note = ""
+    if approve:
+        issued = notes_for(engine, adjustment_id)
+        write_note_documents(settings.invoice_dir, issued, settings.registry())
+        note = f"; note {issued['note_number'].iloc[0]} issued"
     click.echo(f"{adjustment_id}: {'APPROVED' if approve else 'REJECTED'} by {reviewer}{note}")
 
 

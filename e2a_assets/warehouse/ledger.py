@@ -386,9 +386,22 @@ def review_adjustment(engine: Engine, adjustment_id: str, approve: bool, reviewe
     return bool(result.rowcount)
 
 
+def notes_of_invoices(conn_or_engine: Any, numbers: list[str]) -> pd.DataFrame:
+    """Notes referencing the given invoices (index ix_notes_invoice)."""
+    numbers = sorted(set(numbers))
+    parts = [read_table(conn_or_engine, notes, [notes.c.invoice_number.in_(numbers[i : i + 1000])])
+             for i in range(0, len(numbers), 1000)] or [read_table(conn_or_engine, notes, [notes.c.note_number.is_(None)])]  # fmt: skip
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def notes_for(conn_or_engine: Any, source_id: str) -> pd.DataFrame:
+    """The note issued for a source (an adjustment id): one row, or none."""
+    return read_table(conn_or_engine, notes, [notes.c.source_id == source_id])
+
+
 def note_of(conn_or_engine: Any, source_id: str) -> str | None:
     """The number of the note issued for a source (an adjustment id), None when there is none."""
-    frame = read_table(conn_or_engine, notes, [notes.c.source_id == source_id], columns=["note_number"])
+    frame = notes_for(conn_or_engine, source_id)
     return str(frame["note_number"].iloc[0]) if len(frame) else None
 
 
