@@ -233,9 +233,10 @@ def validate_note_numbers(notes: pd.DataFrame) -> pd.DataFrame:
 # Statement figures and reconciliation
 
 
-def note_totals(notes: pd.DataFrame | None, month_start: date, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Per tenant, the notes dated in the month and issued by `as_of`: credit/debit counts and
-    sums, the signed RECALCULATION sum and count, and the net of each month-close figure."""
+def note_totals(notes: pd.DataFrame | None, month_start: date, as_of: pd.Timestamp | None) -> pd.DataFrame:
+    """Per tenant, the notes dated in the month and issued by `as_of` (all of them when None):
+    credit/debit counts and sums, the signed RECALCULATION sum and count, and the net of each
+    month-close figure."""
     cols = ["tenant", "credit_notes_count", "credit_notes_cents", "debit_notes_count", "debit_notes_cents",
             "adjustments_count", "adjustments_cents", "noted_discount_cents", "noted_top_up_cents"]  # fmt: skip
     if notes is None or notes.empty:
@@ -243,7 +244,7 @@ def note_totals(notes: pd.DataFrame | None, month_start: date, as_of: pd.Timesta
     start = pd.Timestamp(month_start).replace(day=1)
     day = as_dates(notes["note_date"])
     keep = (day >= start) & (day <= pd.Timestamp(month_end(start)))
-    if "issued_at" in notes.columns:
+    if "issued_at" in notes.columns and as_of is not None:
         keep &= (pd.to_datetime(notes["issued_at"], utc=True) <= pd.Timestamp(as_of)).fillna(True)
     n = notes[keep.to_numpy()].assign(_signed=lambda f: signed_cents(f) if len(f) else 0)
     if n.empty:
@@ -264,7 +265,9 @@ def validate_statement_reconciliation(statements: pd.DataFrame, invoices: pd.Dat
     """Statements whose net due is not Σ invoices + Σ debit notes − Σ credit notes of the month
     in the ledger (invoices dated in the month by the statement's as_of day; notes dated in the
     month and issued by its as_of), or - for a closed month - whose discount / top-up differ from
-    the month-close notes issued for them. Columns tenant, month, net_due_cents, ledger_cents,
+    the month-close notes issued for them (whenever issued: a statement re-evaluated at an as_of
+    between the month end and the close run does not count them in its net due, yet they are
+    that month's documents). Columns tenant, month, net_due_cents, ledger_cents,
     discount_cents, noted_discount_cents, minimum_top_up_cents, noted_top_up_cents, problem."""
     cols = ["tenant", "month", "net_due_cents", "ledger_cents", "discount_cents", "noted_discount_cents",
             "minimum_top_up_cents", "noted_top_up_cents", "problem"]  # fmt: skip
@@ -279,11 +282,12 @@ def validate_statement_reconciliation(statements: pd.DataFrame, invoices: pd.Dat
         day = as_dates(inv["invoice_date"])
         gross = inv[((day >= start) & (day <= last)).to_numpy()].groupby("tenant")["amount_cents"].sum()
         totals = note_totals(notes, start.date(), stamp).set_index("tenant")
+        ever = note_totals(notes, start.date(), None).set_index("tenant")
         st = st.copy()
         m = lambda s: as_int(st["tenant"].map(s)).to_numpy()  # noqa: E731
         st["ledger_cents"] = m(gross) + m(totals["debit_notes_cents"]) - m(totals["credit_notes_cents"])
-        st["noted_discount_cents"] = m(totals["noted_discount_cents"])
-        st["noted_top_up_cents"] = m(totals["noted_top_up_cents"])
+        st["noted_discount_cents"] = m(ever["noted_discount_cents"])
+        st["noted_top_up_cents"] = m(ever["noted_top_up_cents"])
         bad_net = st["net_due_cents"].astype(np.int64) != st["ledger_cents"]
         parts.append(st[bad_net.to_numpy()].assign(problem=NET_DUE_MISMATCH))
         if month_closed(start.date(), stamp):
