@@ -231,3 +231,26 @@ def test_definitions_load_with_billing(defs):
     assert checks == {"invoice_amounts_match_events", "invoice_numbers_unique_and_gapless",
                       "one_invoice_per_billable_order", "invoice_due_dates", "invoice_amounts_non_negative"}  # fmt: skip
     assert "invoice_documents" in defs.resources
+
+
+def test_an_approval_whose_invoice_is_missing_is_refused_in_one_line(sqlite_url, tmp_path, monkeypatch, capsys):
+    """No note can reference an invoice the ledger does not have: the approval is rolled back."""
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
+        insert_frame(conn, schema.invoice_adjustments, pd.DataFrame([{
+            "adjustment_id": "DEMO-3PL-202508-0009-A01", "tenant": "demo-3pl", "order_id": "1009",
+            "invoice_number": "DEMO-3PL-202508-0009", "cohort_day": dt.date(2025, 8, 5), "adjustment_seq": 1,
+            "created_at": AS_OF, "adjustment_date": dt.date(2025, 9, 1), "issued_cents": 70,
+            "previously_applied_cents": 0, "recomputed_cents": 3070, "delta_cents": 3000, "kind": "debit",
+            "reason": "RECALCULATION", "status": "PENDING_REVIEW", "applied": False, "flagged": False,
+            "supersedes": "", "created_run_id": "r2"}]))  # fmt: skip
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("E2A_DATA_DIR", str(tmp_path))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["invoices", "review", "DEMO-3PL-202508-0009-A01", "--approve"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "e2a: DEMO-3PL-202508-0009-A01: invoice DEMO-3PL-202508-0009 is not in the ledger; no note can reference it"]
+    assert read_table(engine, schema.invoice_adjustments).iloc[0]["status"] == "PENDING_REVIEW"
+    assert read_table(engine, schema.notes).empty
