@@ -104,6 +104,7 @@ def test_invoices_export_cli(sqlite_url, tmp_path, monkeypatch, capsys):
             "previously_applied_cents": 0, "recomputed_cents": 1484, "delta_cents": 250, "kind": "debit",
             "reason": "RECALCULATION", "status": "AUTO_APPLIED", "applied": True, "flagged": False,
             "supersedes": "", "created_run_id": "r2", "rate_card_version": 1}]))  # fmt: skip
+    ledger.issue_adjustment_notes(engine, read_table(engine, schema.invoice_adjustments), "r2")
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     monkeypatch.setenv("E2A_DATA_DIR", str(tmp_path))
     assert export_month_csv(engine, "demo-3pl", "2025-08").count("\n") == 3
@@ -115,6 +116,7 @@ def test_invoices_export_cli(sqlite_url, tmp_path, monkeypatch, capsys):
     assert list(rows["amount"]) == ["12.34", "12.34"]
     assert list(rows["total_due_cents"]) == ["1484", "1234"]
     assert list(rows["due_date"]) == ["2025-09-04", "2025-09-04"]
+    assert list(rows["note_numbers"].fillna("")) == ["DEMO-3PL-DN-202509-0001", ""]
 
     capsys.readouterr()
     main(["invoices", "export", "--tenant", "demo-3pl", "--month", "2025-07"])
@@ -243,7 +245,7 @@ def test_an_approval_whose_invoice_is_missing_is_refused_in_one_line(sqlite_url,
             "created_at": AS_OF, "adjustment_date": dt.date(2025, 9, 1), "issued_cents": 70,
             "previously_applied_cents": 0, "recomputed_cents": 3070, "delta_cents": 3000, "kind": "debit",
             "reason": "RECALCULATION", "status": "PENDING_REVIEW", "applied": False, "flagged": False,
-            "supersedes": "", "created_run_id": "r2"}]))  # fmt: skip
+            "supersedes": "", "created_run_id": "r2", "rate_card_version": 1}]))  # fmt: skip
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     monkeypatch.setenv("E2A_DATA_DIR", str(tmp_path))
     capsys.readouterr()

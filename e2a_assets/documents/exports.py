@@ -13,18 +13,19 @@ from e2a_assets.documents.formatting import parse_month
 from e2a_assets.domain.billing import APPLIED_STATUSES
 from e2a_assets.domain.statements import PENDING_REVIEW
 from e2a_assets.warehouse.frames import read_table
-from e2a_assets.warehouse.ledger import read_invoices
+from e2a_assets.warehouse.ledger import notes_of_invoices, read_invoices
 from e2a_assets.warehouse.schema import invoice_adjustments
 
 CSV_COLUMNS = [
     "invoice_number", "tenant", "order_id", "invoice_date", "due_date", "payment_terms_days", "currency",
     "amount_cents", "applied_adjustments_cents", "pending_review_cents", "total_due_cents", "amount",
-    "total_due", "billable_basis", "issued_at", "paid_at", "rate_card_version",
+    "total_due", "billable_basis", "issued_at", "paid_at", "rate_card_version", "note_numbers",
 ]  # fmt: skip
 
 
 def month_invoices(engine: Engine, tenant: str, month: str) -> pd.DataFrame:
-    """The tenant's invoices of `month` (YYYY-MM) with their applied and pending adjustments."""
+    """The tenant's invoices of `month` (YYYY-MM) with their applied and pending adjustments and
+    the numbers of their notes."""
     inv = read_invoices(engine, tenant=tenant, month=parse_month(month))
     adj = read_table(engine, invoice_adjustments, [invoice_adjustments.c.tenant == tenant])
     adj = adj[adj["invoice_number"].isin(inv["invoice_number"])]
@@ -33,6 +34,9 @@ def month_invoices(engine: Engine, tenant: str, month: str) -> pd.DataFrame:
     inv["applied_adjustments_cents"] = inv["invoice_number"].map(applied).fillna(0).astype("int64")
     inv["pending_review_cents"] = inv["invoice_number"].map(pending).fillna(0).astype("int64")
     inv["total_due_cents"] = inv["amount_cents"].astype("int64") + inv["applied_adjustments_cents"]
+    # The credit/debit notes the client holds for each invoice (DOMAIN §8.2), by number.
+    notes = notes_of_invoices(engine, list(inv["invoice_number"])).sort_values("note_number")
+    inv["note_numbers"] = inv["invoice_number"].map(notes.groupby("invoice_number")["note_number"].agg(";".join)).fillna("")
     return inv
 
 
