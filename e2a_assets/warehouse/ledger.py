@@ -1,11 +1,10 @@
 """The invoice ledger: number allocation, issuing, adjustments, reviews, and reads of the ledger.
 
 `invoices`, `invoice_lines`, `invoice_adjustments`, `notes`, `note_lines` and `rate_card_versions`
-are a ledger
-(ARCHITECTURE principle 2): rows are inserted once and never updated or deleted by e2a. The only
-changes after insert are an adjustment's review status (PENDING_REVIEW -> APPROVED / REJECTED /
-SUPERSEDED), an invoice's `paid_at`, which belongs to the finance system, and the one-time filling
-of a rate card version that revision 0004 found without its definition. Every other billing table
+are a ledger (ARCHITECTURE principle 2): rows are inserted once and never updated or deleted by
+e2a. The only changes after insert are an adjustment's review status (PENDING_REVIEW -> APPROVED /
+REJECTED / SUPERSEDED), an invoice's `paid_at`, which belongs to the finance system, and the
+one-time filling of a rate card version that revision 0005 found without its definition. Every other billing table
 is derived and replaced per partition like the rest of the warehouse.
 
 Every issued invoice records the rate card version that priced it (DOMAIN §8.1); the first invoice
