@@ -1,4 +1,4 @@
-"""Revision 0005_credit_debit_notes on a ledger made by the main before notes (commit 81ba664,
+"""Revision 0006_credit_debit_notes on a ledger made by the main before notes (commit 81ba664,
 e2a_tests/fixtures/make_adjusted_ledger_warehouse.py): every applied adjustment becomes a note,
 numbered in its original order, nothing else changes, and issuing continues the series."""
 
@@ -15,7 +15,7 @@ from e2a_assets.warehouse.engine import make_engine, sqlite_url
 from e2a_assets.warehouse.frames import read_table
 
 FIXTURE = Path(__file__).with_name("fixtures") / "warehouse-81ba664-adjusted.sqlite"
-REVISION = "0005_credit_debit_notes"
+REVISION = "0006_credit_debit_notes"
 
 
 def old_rows(url: str) -> dict[str, pd.DataFrame]:
@@ -81,8 +81,11 @@ def test_applied_adjustments_become_notes_in_their_original_order(tmp_path):
     engine.dispose()
 
 
-def test_the_revision_chains_by_one_line():
-    """Only `down_revision` names another revision: re-chaining after a new 0004 is one line."""
+def test_the_revision_follows_rate_cards_in_one_linear_chain():
+    """Notes come after the rate card versions (0005); the chain has one head."""
     source = next(migrate.MIGRATIONS_DIR.glob(f"versions/{REVISION}.py")).read_text()
     assert f"revision = '{REVISION}'" in source
-    assert [line for line in source.splitlines() if line.startswith("down_revision")] == ["down_revision = '0003'"]
+    assert [line for line in source.splitlines() if line.startswith("down_revision")] == ["down_revision = '0005'"]
+    downs = [line for path in migrate.MIGRATIONS_DIR.glob("versions/*.py")
+             for line in path.read_text().splitlines() if line.startswith("down_revision")]  # fmt: skip
+    assert len(downs) == len(set(downs)), downs

@@ -13,6 +13,7 @@ import pandas as pd
 from e2a_assets.assets.common import FINANCE, OPS, number, preview, warehouse_assets
 from e2a_assets.assets.ranges import materialize_by_chunks
 from e2a_assets.documents.invoices import lines_for, missing_documents, write_invoice_documents
+from e2a_assets.documents.notes import write_note_documents
 from e2a_assets.domain.billing import COMPLETIONS, PRICE_COLUMNS, build_completed_orders, price_orders
 from e2a_assets.domain.statements import (
     APPLIED_FLAGGED,
@@ -179,6 +180,8 @@ def invoices(
         if len(missing):
             written += write_invoice_documents(folder, missing, lines_for(engine, list(missing["invoice_number"])), registry)
         documents = book[book["invoice_number"].isin(set(issued["invoice_number"]) | set(missing["invoice_number"]))]
+        # The credit/debit notes of these invoices (adjustments, approvals) that have no document yet.
+        write_note_documents(folder, ledger.notes_of_invoices(engine, list(book["invoice_number"])), registry)
         return {"issued": issued, "book": book, "stored": stored, "documents": documents}
 
     def figures(parts, day):  # noqa: ANN001, ANN202
@@ -253,12 +256,13 @@ def monthly_statements(
     engine = warehouse.get_engine()
     registry = tenant_registry.get_registry()
     run_id = context.run.run_id
-    closing = {}  # month -> month-close notes issued by this run
+    closing, documents = {}, {}  # month -> month-close notes issued by this run, note documents written
 
     def step(first, last):  # noqa: ANN001, ANN202
         # One month at a time: its invoices, adjustments and notes (a closed month gets its
         # month-close notes first); what is overdue (any month) comes as a SQL aggregate.
         frame, closing[first] = close_and_build_statements(engine, registry, first, last, as_of, run_id)
+        documents[first] = write_note_documents(invoice_documents.invoice_dir, ledger.read_notes(engine, first, last), registry)
         replace_partition(engine, schema.monthly_statements, frame, "month_start", first, last)
         return frame
 
@@ -269,6 +273,7 @@ def monthly_statements(
                for c in ("invoiced_orders", "gross_cents", "discount_cents", "minimum_top_up_cents", "adjustments_cents",
                          "net_due_cents", "overdue_cents")},  # fmt: skip
             "month_close_notes_issued": number(len(closing.get(month, ()))),
+            "note_documents_written": number(len(documents.get(month, ()))),
             "preview": preview(frame, ["tenant", "month", "invoiced_orders", "gross_cents", "discount_cents",
                                        "minimum_top_up_cents", "adjustments_cents", "net_due_cents", "overdue_cents"]),
         }

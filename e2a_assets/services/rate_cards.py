@@ -20,7 +20,7 @@ OVERVIEW_COLUMNS = ["version", "effective_from", "changes", "months", "invoices"
 
 def verify_rate_cards(engine: Engine, registry: TenantRegistry) -> None:
     """Refuse (`RateCardChanged`, one line naming tenant and version) a registry that alters or
-    drops a version that priced an issued invoice. Versions recorded by revision 0004 without a
+    drops a version that priced an issued invoice. Versions recorded by revision 0005 without a
     definition take the registry's on this first look."""
     with engine.begin() as conn:
         ledger.adopt_rate_cards(conn, registry)

@@ -170,7 +170,7 @@ def _as_registry(policies: TenantRegistry | pd.DataFrame | None) -> TenantRegist
 def record_rate_cards(conn: Connection, used: pd.DataFrame, policies: TenantRegistry | pd.DataFrame | None,
                       stamp: pd.Timestamp, run_id: str | None) -> None:
     """Record the rate card versions of `used` (tenant, version) that price their first invoice,
-    fill in those revision 0004 left without a definition, and refuse with `RateCardChanged`
+    fill in those revision 0005 left without a definition, and refuse with `RateCardChanged`
     (one line naming tenant and version) when `policies` defines a recorded one differently."""
     registry = _as_registry(policies)
     keys = sorted(set(zip(used["tenant"], used["version"].astype(int))))
@@ -188,7 +188,7 @@ def record_rate_cards(conn: Connection, used: pd.DataFrame, policies: TenantRegi
 
 
 def adopt_rate_cards(conn: Connection, registry: TenantRegistry, keys: list[tuple[str, int]] | None = None) -> int:
-    """Fill the definition of recorded versions that have none (found by revision 0004 on a ledger
+    """Fill the definition of recorded versions that have none (found by revision 0005 on a ledger
     made before rate cards) from `registry`; returns how many. Only empty rows are ever written."""
     where = [rate_card_versions.c.fingerprint.is_(None)]
     if keys is not None:

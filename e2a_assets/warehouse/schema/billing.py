@@ -146,7 +146,7 @@ invoice_adjustments = Table(
 # version is immutable). Inserted when the version prices its first invoice, never changed; the
 # registry is compared with it before billing. `definition` is the canonical JSON of the version
 # (`RateCardVersion.definition`), `fingerprint` its SHA-256. Both are empty only for the versions
-# revision 0004 found on a ledger made before rate cards; the first registry load fills them.
+# revision 0005 found on a ledger made before rate cards; the first registry load fills them.
 rate_card_versions = Table(
     "rate_card_versions",
     metadata,

@@ -13,8 +13,8 @@ next statement run of a closed month issues them.
 
 Self-contained: only `down_revision` names another revision (re-chaining is a one-line change).
 
-Revision ID: 0005_credit_debit_notes
-Revises: 0003
+Revision ID: 0006_credit_debit_notes
+Revises: 0005
 Create Date: 2026-12-01 01:10:00
 """
 
@@ -23,14 +23,14 @@ import datetime as dt
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005_credit_debit_notes'
-down_revision = '0003'
+revision = '0006_credit_debit_notes'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
 TS = sa.DateTime(timezone=True)
 APPLIED = ('AUTO_APPLIED', 'APPLIED_FLAGGED', 'APPROVED')
-RUN_ID = 'migration:0005_credit_debit_notes'
+RUN_ID = 'migration:0006_credit_debit_notes'
 
 
 def _tables():
