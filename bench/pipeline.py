@@ -1,117 +1,79 @@
-"""Pipeline benchmark: events/s through ingestion and the order/SLA/exception rules, peak memory.
+"""Pipeline benchmark: the order-processing assets through Dagster against the scan-and-parse floor.
 
-    .venv/bin/python bench/pipeline.py --tenants 2 --days 14 --orders-per-day 2000
-    .venv/bin/python bench/pipeline.py --database-url postgresql://postgres@127.0.0.1/e2a_bench
+    .venv/bin/python bench/pipeline.py --tenants 2 --days 14 --orders-per-day 3000
+    .venv/bin/python bench/pipeline.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
-Generates a reproducible data set with the simulator, ingests it into a fresh warehouse (a temp
-SQLite file unless --database-url is given), then runs the day-partition path of the order
-assets (cohort read -> orders -> order_sla -> exceptions -> sla_metrics) over all days in one
-range, like a single-run backfill. Prints figures; asserts nothing.
+Generates a reproducible data set with the simulator and writes it straight into a fresh
+warehouse's event log (bench/_bench.py `load_events`: same generator and canonicalisation as the
+receiver, no HTTP). Then:
+
+- the floor: read every landing row and JSON-parse its payload (the least any pipeline must do);
+- `order_processing_job` (the hourly schedule's assets: webhook_events, orders, order_sla,
+  exceptions, sla_metrics, completed_orders, with their checks) in ONE single-run range run over
+  all days, through Dagster in a child process, as of three days after the last day; each step's
+  time comes from the run's event log, peak RSS is the child's.
+
+Prints a table and `total/floor = X.XX (target <= 3.00)  peak RSS = N MB (target < 2048)`.
+A temporary SQLite warehouse by default; `--database-url` names a Postgres server (connect as an
+administrator): a throwaway database `e2a_bench_<random>` is created there and dropped afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import resource
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from e2a_assets.domain.exceptions import build_exceptions  # noqa: E402
-from e2a_assets.domain.orders import build_orders  # noqa: E402
-from e2a_assets.domain.policies import load_registry  # noqa: E402
-from e2a_assets.domain.sla import build_order_sla, build_sla_metrics  # noqa: E402
-from e2a_assets.intake.ingestor import Ingestor  # noqa: E402
-from e2a_assets.simulator.runner import ingest_deliveries  # noqa: E402
-from e2a_assets.simulator.traffic import generate  # noqa: E402
-from e2a_assets.warehouse.engine import make_engine, sqlite_url  # noqa: E402
-from e2a_assets.warehouse.migrate import upgrade  # noqa: E402
-from e2a_assets.intake.landing import cohort_events  # noqa: E402
-from e2a_assets.warehouse import schema  # noqa: E402
-from e2a_assets.warehouse.frames import read_days, replace_partition  # noqa: E402
+from _bench import Parser, load_events, positive_int, run_job, scan_and_parse, scratch_warehouse, settings_for  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+START = dt.date(2025, 8, 1)
+JOB = "order_processing_job"
+FLOOR_TARGET = 3.0
+RSS_TARGET_MB = 2048
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tenants", type=int, default=2)
-    parser.add_argument("--days", type=int, default=14)
-    parser.add_argument("--orders-per-day", type=int, default=1000)
+def main(argv: list[str] | None = None) -> None:
+    parser = Parser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[1:]))
+    parser.add_argument("--tenants", type=positive_int, default=2, help="tenants of policies/tenants.yaml (default 2)")
+    parser.add_argument("--days", type=positive_int, default=14, help="cohort days (default 14)")
+    parser.add_argument("--orders-per-day", type=positive_int, default=1000, help="per tenant (default 1000)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--database-url", help="warehouse URL (default: a temporary SQLite file)")
-    args = parser.parse_args()
+    parser.add_argument("--database-url", help="Postgres admin URL (default: a temporary SQLite warehouse)")
+    args = parser.parse_args(argv)
 
-    registry = load_registry(ROOT / "policies")
-    tenants = list(registry.policies[: args.tenants])
-    start = dt.date(2025, 8, 1)
-    end = start + dt.timedelta(days=args.days - 1)
+    first = START
+    last = first + dt.timedelta(days=args.days - 1)
+    as_of = pd.Timestamp(last + dt.timedelta(days=3), tz="UTC")
+    with scratch_warehouse(args.database_url) as (url, work):
+        policies = settings_for(url, work).registry().policies
+        if args.tenants > len(policies):
+            parser.error(f"--tenants: the registry has {len(policies)} tenants")
+        loaded = load_events(url, list(policies[: args.tenants]), first, args.days, args.orders_per_day, args.seed,
+                             chunk_days=args.days)
+        rows, floor = scan_and_parse(url)
+        run = run_job(url, work, JOB, first, last, as_of)
+        backend = url.split(":", 1)[0]
 
-    t0 = time.perf_counter()
-    deliveries = generate(tenants, args.days, args.orders_per_day, args.seed, start)
-    t_gen = time.perf_counter() - t0
-
-    tmp = tempfile.TemporaryDirectory()
-    url = args.database_url or sqlite_url(Path(tmp.name) / "bench.sqlite")
-    engine = make_engine(url)
-    upgrade(engine)
-    t0 = time.perf_counter()
-    stats = ingest_deliveries(Ingestor(engine), deliveries, batch_size=1000)
-    t_ingest = time.perf_counter() - t0
-
-    as_of = pd.Timestamp(end + dt.timedelta(days=3), tz="UTC")
-    policies = registry.policy_frame()
-    timings = {}
-    t0 = time.perf_counter()
-    events = cohort_events(engine, start, end)
-    timings["cohort read"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    orders = build_orders(events, as_of, policies)
-    timings["orders"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    sla = build_order_sla(orders, as_of, policies)
-    timings["order_sla"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    exceptions = build_exceptions(events, orders, sla, as_of, policies)
-    timings["exceptions"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    metrics = build_sla_metrics(orders, sla, exceptions, as_of=as_of, policies=policies)
-    timings["sla_metrics"] = time.perf_counter() - t0
-    compute = sum(v for k, v in timings.items() if k != "cohort read")
-    # What the assets do around the rules: replace the partitions, then read them back (next asset).
-    t0 = time.perf_counter()
-    replace_partition(engine, schema.orders, orders, "cohort_day", start, end)
-    replace_partition(engine, schema.order_sla, sla, "cohort_day", start, end)
-    replace_partition(engine, schema.exceptions, exceptions, "cohort_day", start, end)
-    replace_partition(engine, schema.sla_metrics, metrics, "day", start, end)
-    timings["write outputs"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for table in (schema.orders, schema.order_sla, schema.exceptions):
-        read_days(engine, table, "cohort_day", start, end)
-    timings["read outputs"] = time.perf_counter() - t0
-
-    n = len(events)
-    print(f"data set        {args.tenants} tenants x {args.days} days x {args.orders_per_day} orders/day "
-          f"= {len(orders):,} orders, {n:,} events ({len(deliveries):,} deliveries)")
-    print(f"warehouse       {engine.dialect.name}")
-    print(f"generate        {t_gen:8.2f} s   {len(deliveries) / t_gen:12,.0f} deliveries/s")
-    print(f"ingest          {t_ingest:8.2f} s   {stats.total / t_ingest:12,.0f} deliveries/s "
-          f"({stats.stored:,} stored, {stats.duplicate:,} duplicates)")
-    for name, seconds in timings.items():
-        print(f"{name:15} {seconds:8.2f} s   {n / max(seconds, 1e-9):12,.0f} events/s")
-    print(f"rules total     {compute:8.2f} s   {n / max(compute, 1e-9):12,.0f} events/s  "
-          f"({len(exceptions):,} exceptions)")
-    print(f"peak memory     {peak_rss_mb():8.0f} MB (max RSS of this process)")
+    total = run.seconds
+    print(f"data set   {args.tenants} tenants x {args.days} days x {args.orders_per_day} orders/day: "
+          f"{loaded.deliveries:,} deliveries -> {loaded.events:,} events ({backend})")
+    print(f"generate   {loaded.generate_seconds:8.2f} s    load {loaded.load_seconds:8.2f} s  (not part of the ratio)")
+    print(f"{'step':28} {'seconds':>9} {'/floor':>7}")
+    print(f"{'floor: scan + parse':28} {floor:9.2f} {1:7.2f}   {rows:,} landing rows")
+    for step, seconds in run.steps.items():
+        print(f"{step:28} {seconds:9.2f} {seconds / floor:7.2f}")
+    overhead = total - sum(run.steps.values())
+    print(f"{'(run overhead)':28} {overhead:9.2f} {overhead / floor:7.2f}")
+    print(f"{'total ' + JOB:28} {total:9.2f} {total / floor:7.2f}")
+    print(f"total/floor = {total / floor:.2f} (target <= {FLOOR_TARGET:.2f})  "
+          f"peak RSS = {run.peak_rss_mb:.0f} MB (target < {RSS_TARGET_MB})")
 
 
 if __name__ == "__main__":
