@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import resource
@@ -193,6 +194,38 @@ def scan_and_parse(url: str) -> tuple[int, float]:
     seconds = time.perf_counter() - t0
     engine.dispose()
     return rows, seconds
+
+
+# Who wrote a row and when differ from run to run (as in e2a_tests/test_golden_tables.py).
+VOLATILE = {"id", "commit_seq", "received_at", "recorded_at", "updated_at", "issued_run_id", "created_run_id",
+            "raised_at", "last_replayed_at"}
+# Tables the invoice ledger writes besides `invoices`.
+LEDGER_TABLES = ("invoice_lines", "invoice_sequences")
+
+
+def _digest(engine, table) -> str:  # noqa: ANN001
+    from e2a_assets.warehouse.frames import read_table
+
+    frame = read_table(engine, table)
+    columns = sorted(c.name for c in table.columns if c.name not in VOLATILE)
+
+    def text(value) -> str:  # noqa: ANN001
+        if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
+            return ""
+        if isinstance(value, pd.Timestamp):
+            return value.tz_convert("UTC").isoformat()
+        if isinstance(value, float):
+            return repr(round(value, 9))
+        return str(value)
+
+    rows = sorted("\x1f".join(text(v) for v in row) for row in frame[columns].itertuples(index=False))
+    return hashlib.sha256("\x1e".join(rows).encode()).hexdigest() + f":{len(rows)}"
+
+
+def table_digests(engine_a, engine_b, names: Sequence[str]) -> dict[str, tuple[str, str]]:  # noqa: ANN001
+    """name -> (digest in a, digest in b) of each named table and the ledger's side tables."""
+    tables = [schema.metadata.tables[n] for n in [*names, *LEDGER_TABLES] if n in schema.metadata.tables]
+    return {t.name: (_digest(engine_a, t), _digest(engine_b, t)) for t in tables}
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ RSS_TARGET_MB = 2048
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = Parser(description=__doc__.splitlines()[0],
+    parser = Parser(prog=Path(__file__).name, description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[1:]))
     parser.add_argument("--tenants", type=positive_int, default=2, help="tenants of policies/tenants.yaml (default 2)")
