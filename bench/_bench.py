@@ -66,9 +66,38 @@ def positive_int(text: str) -> int:
     return value
 
 
-def settings_for(database_url: str, data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, database_url=database_url, policies_dir=ROOT / "policies",
-                    tenants_file=ROOT / "policies" / "tenants.yaml")
+# Tenants the benchmarks add after the project's own (policies/tenants.yaml has two): default
+# policies, their own zone, a development secret.
+EXTRA_TIMEZONES = ("Europe/Berlin", "America/Los_Angeles", "Asia/Tokyo", "Australia/Sydney")
+
+
+def write_tenants(work: Path, count: int) -> None:
+    """`work/tenants.yaml`: the project's tenants, plus `bench-tenant-<n>` up to `count` tenants."""
+    import yaml
+
+    registry = yaml.safe_load((ROOT / "policies" / "tenants.yaml").read_text())
+    for n in range(len(registry["tenants"]) + 1, count + 1):
+        registry["tenants"][f"bench-tenant-{n}"] = {
+            "display_name": f"Bench tenant {n}",
+            "shop_domain": f"bench-tenant-{n}.myshopify.com",
+            "timezone": EXTRA_TIMEZONES[n % len(EXTRA_TIMEZONES)],
+            "webhook_secret_dev": f"dev-secret-bench-tenant-{n}",
+        }
+    (work / "tenants.yaml").write_text(yaml.safe_dump(registry, sort_keys=False))
+
+
+def settings_for(database_url: str, work: Path) -> Settings:
+    """Settings of a benchmark warehouse: data under `work/data`, the project's policies, and
+    `work/tenants.yaml` when `write_tenants` made one."""
+    tenants = work / "tenants.yaml"
+    return Settings(data_dir=work / "data", database_url=database_url, policies_dir=ROOT / "policies",
+                    tenants_file=tenants if tenants.exists() else ROOT / "policies" / "tenants.yaml")
+
+
+def bench_tenants(work: Path, database_url: str, count: int) -> list:
+    """The first `count` tenant policies, extra bench tenants written as needed."""
+    write_tenants(work, count)
+    return list(settings_for(database_url, work).registry().policies[:count])
 
 
 @contextlib.contextmanager
@@ -267,7 +296,7 @@ def _child(args: argparse.Namespace) -> None:
     from e2a_assets.resources import AS_OF_TAG
 
     work = Path(args.work)
-    defs = build_definitions(settings_for(args.url, work / "data"))
+    defs = build_definitions(settings_for(args.url, work))
     job_name = args.job
     if args.asset:
         adhoc = dg.define_asset_job(job_name, selection=dg.AssetSelection.assets(*[dg.AssetKey(a) for a in args.asset]))

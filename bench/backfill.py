@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench import (  # noqa: E402
     Parser,
+    bench_tenants,
     load_events,
     positive_int,
     run_job,
@@ -191,10 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     as_of = pd.Timestamp(last + dt.timedelta(days=1), tz="UTC")
     selection = dagster_selection()
     with scratch_warehouse(args.database_url) as (url_a, work_a), scratch_warehouse(args.database_url) as (url_b, work_b):
-        policies = settings_for(url_a, work_a).registry().policies
-        if args.tenants > len(policies):
-            parser.error(f"--tenants: the registry has {len(policies)} tenants")
-        tenants = list(policies[: args.tenants])
+        tenants = bench_tenants(work_a, url_a, args.tenants)
+        bench_tenants(work_b, url_b, args.tenants)
         loaded = load_events(url_a, tenants, first, args.days, args.orders_per_day, args.seed)
         load_events(url_b, tenants, first, args.days, args.orders_per_day, args.seed)
 
@@ -203,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         engine = make_engine(url_b)
         direct: dict[str, float] = {}
         t0 = time.perf_counter()
-        for name, step in direct_steps(engine, settings_for(url_b, work_b / "data"), first, last, as_of).items():
+        for name, step in direct_steps(engine, settings_for(url_b, work_b), first, last, as_of).items():
             t1 = time.perf_counter()
             step()
             direct[name] = time.perf_counter() - t1

@@ -35,7 +35,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import Loaded, Parser, load_events, positive_int, run_job, scratch_warehouse, settings_for  # noqa: E402
+from _bench import Loaded, Parser, bench_tenants, load_events, positive_int, run_job, scratch_warehouse  # noqa: E402
 
 START = dt.date(2025, 1, 1)
 JOB = "full_operations_job"
@@ -82,10 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     echo = (lambda _line: None) if args.quiet else (lambda line: print(line, flush=True))
 
     with scratch_warehouse(args.database_url) as (url, work):
-        policies = settings_for(url, work).registry().policies
-        if args.tenants > len(policies):
-            parser.error(f"--tenants: the registry has {len(policies)} tenants")
-        tenants = list(policies[: args.tenants])
+        tenants = bench_tenants(work, url, args.tenants)
         loaded = Loaded()
         refreshes = {}
         t_build = 0.0

@@ -29,7 +29,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import Parser, load_events, positive_int, run_job, scan_and_parse, scratch_warehouse, settings_for  # noqa: E402
+from _bench import Parser, bench_tenants, load_events, positive_int, run_job, scan_and_parse, scratch_warehouse  # noqa: E402
 
 START = dt.date(2025, 8, 1)
 JOB = "order_processing_job"
@@ -52,10 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     last = first + dt.timedelta(days=args.days - 1)
     as_of = pd.Timestamp(last + dt.timedelta(days=3), tz="UTC")
     with scratch_warehouse(args.database_url) as (url, work):
-        policies = settings_for(url, work).registry().policies
-        if args.tenants > len(policies):
-            parser.error(f"--tenants: the registry has {len(policies)} tenants")
-        loaded = load_events(url, list(policies[: args.tenants]), first, args.days, args.orders_per_day, args.seed,
+        tenants = bench_tenants(work, url, args.tenants)
+        loaded = load_events(url, tenants, first, args.days, args.orders_per_day, args.seed,
                              chunk_days=args.days)
         rows, floor = scan_and_parse(url)
         run = run_job(url, work, JOB, first, last, as_of)
