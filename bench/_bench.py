@@ -22,7 +22,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -337,7 +336,6 @@ def main() -> None:
         run.add_argument(name, required=True)
     run.add_argument("--asset", action="append", default=[])
     args = parser.parse_args()
-    os.environ.setdefault("DAGSTER_HOME", str(Path(args.work) / "dagster"))
     _child(args)
 
 
