@@ -205,10 +205,11 @@ def load_events(url: str, tenants: Sequence, start: dt.date, days: int, orders_p
     return stats
 
 
-def scan_and_parse(url: str) -> tuple[int, float]:
-    """The floor of any pipeline: read every landing row and JSON-parse its payload. (rows, seconds)"""
+def scan_and_parse(url: str) -> tuple[int, float, float]:
+    """The floor of any pipeline: read every landing row and JSON-parse its payload.
+    (rows, wall seconds, CPU seconds of this process)"""
     engine = make_engine(url)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     rows = 0
     with engine.connect() as conn:
         cursor = conn.connection.driver_connection.cursor()
@@ -219,9 +220,9 @@ def scan_and_parse(url: str) -> tuple[int, float]:
                 json.loads(row[payload])
             rows += len(batch)
         cursor.close()
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     engine.dispose()
-    return rows, seconds
+    return rows, seconds, cpu
 
 
 # Who wrote a row and when differ from run to run (as in e2a_tests/test_golden_tables.py).
@@ -265,6 +266,9 @@ class RunFigures:
     seconds: float  # wall time of execute_in_process, measured in the child
     steps: dict[str, float]  # step key -> seconds (start to success/failure)
     peak_rss_mb: float  # of the child process
+    # CPU time (user + system) of the child during execute_in_process: on a shared machine it
+    # moves far less with other load than the wall time (on Postgres the server's share is not in it).
+    cpu_seconds: float
 
 
 def run_job(url: str, work: Path, job: str, first: dt.date, last: dt.date, as_of: pd.Timestamp,
@@ -284,7 +288,7 @@ def run_job(url: str, work: Path, job: str, first: dt.date, last: dt.date, as_of
     out.unlink()
     # The child reports its own ru_maxrss when it is done: RUSAGE_CHILDREN in this process would be
     # the largest of all children so far, not this run's.
-    return RunFigures(figures["seconds"], figures["steps"], figures["peak_rss_mb"])
+    return RunFigures(figures["seconds"], figures["steps"], figures["peak_rss_mb"], figures["cpu_seconds"])
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -306,9 +310,9 @@ def _child(args: argparse.Namespace) -> None:
     tags = {RANGE_START_TAG: args.first, RANGE_END_TAG: args.last, AS_OF_TAG: args.as_of}
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with dg.DagsterInstance.local_temp(str(home)) as instance:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = job.execute_in_process(instance=instance, tags=tags, run_config=run_config, raise_on_error=False)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         if not result.success:
             failures = [f"{e.step_key}: {e.event_specific_data.error.message.strip().splitlines()[-1]}"
                         for e in result.all_events
@@ -325,7 +329,7 @@ def _child(args: argparse.Namespace) -> None:
             elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in starts:
                 steps[event.step_key] = entry.timestamp - starts[event.step_key]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    Path(args.out).write_text(json.dumps({"seconds": seconds, "steps": steps, "peak_rss_mb": peak}))
+    Path(args.out).write_text(json.dumps({"seconds": seconds, "steps": steps, "peak_rss_mb": peak, "cpu_seconds": cpu}))
 
 
 def main() -> None:

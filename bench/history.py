@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'(run overhead)':{width}} {overhead[0]:9.2f} {overhead[1]:9.2f}")
     print(f"{'total ' + JOB:{width}} {early.seconds:9.2f} {late.seconds:9.2f}   "
           f"peak RSS {max(early.peak_rss_mb, late.peak_rss_mb):.0f} MB")
+    print(f"CPU time of the run: day {args.early_day} {early.cpu_seconds:.2f} s, day {args.days} {late.cpu_seconds:.2f} s, "
+          f"ratio {late.cpu_seconds / early.cpu_seconds:.2f} (less moved by other load than the wall times)")
     print(f"day{args.days}/day{args.early_day} = {late.seconds / early.seconds:.2f} (target <= {TARGET:.2f})")
 
 

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         tenants = bench_tenants(work, url, args.tenants)
         loaded = load_events(url, tenants, first, args.days, args.orders_per_day, args.seed,
                              chunk_days=args.days)
-        rows, floor = scan_and_parse(url)
+        rows, floor, floor_cpu = scan_and_parse(url)
         run = run_job(url, work, JOB, first, last, as_of)
         backend = url.split(":", 1)[0]
 
@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     overhead = total - sum(run.steps.values())
     print(f"{'(run overhead)':28} {overhead:9.2f} {overhead / floor:7.2f}")
     print(f"{'total ' + JOB:28} {total:9.2f} {total / floor:7.2f}")
+    print(f"CPU time: floor {floor_cpu:.2f} s, run {run.cpu_seconds:.2f} s, run/floor = {run.cpu_seconds / floor_cpu:.2f} "
+          "(less moved by other load than the wall times; on Postgres the server's CPU is not in it)")
     print(f"total/floor = {total / floor:.2f} (target <= {FLOOR_TARGET:.2f})  "
           f"peak RSS = {run.peak_rss_mb:.0f} MB (target < {RSS_TARGET_MB})")
 
