@@ -64,9 +64,9 @@ def dagster_selection() -> list[str]:
 
 def direct_steps(engine, settings, first: dt.date, last: dt.date, as_of: pd.Timestamp) -> dict[str, Callable[[], None]]:  # noqa: ANN001
     """name -> the asset body's reads, rules and writes over first..last, in dependency order."""
-    from e2a_assets.assets.exceptions import _pattern_windows
+    from e2a_assets.assets.exceptions import _pattern_window
     from e2a_assets.documents.invoices import lines_for, missing_documents, write_invoice_documents
-    from e2a_assets.domain.billing import MONEY_COLUMNS, build_completed_orders, price_orders
+    from e2a_assets.domain.billing import PRICE_COLUMNS, build_completed_orders, price_orders
     from e2a_assets.domain.exception_patterns import build_insights, build_patterns, in_pattern_window
     from e2a_assets.domain.exceptions import build_exceptions, plan_actions, prioritize
     from e2a_assets.domain.orders import build_orders
@@ -74,7 +74,7 @@ def direct_steps(engine, settings, first: dt.date, last: dt.date, as_of: pd.Time
     from e2a_assets.domain.statements import build_billing_report, compute_adjustments
     from e2a_assets.intake.landing import cohort_events
     from e2a_assets.services import billing_reads as reads
-    from e2a_assets.services.billing import recompute_billable
+    from e2a_assets.services.billing import recompute_billable, reprice_invoiced
     from e2a_assets.warehouse import ledger, schema
     from e2a_assets.warehouse.frames import read_days
     from e2a_assets.warehouse.frames import replace_partition as replace
@@ -122,26 +122,26 @@ def direct_steps(engine, settings, first: dt.date, last: dt.date, as_of: pd.Time
         rd(schema.exception_actions)  # the asset reads the outbox back for its figures
 
     def exception_patterns():  # noqa: ANN202
-        window, _ = _pattern_windows(engine, first, last)
+        window = _pattern_window(engine, first, last)
         frame = pd.concat([build_patterns(window, day) for day in days], ignore_index=True)
         replace(engine, schema.exception_patterns, frame, "day", first, last)
 
     def exception_insights():  # noqa: ANN202
         patterns = rd(schema.exception_patterns, "day")
-        window, _ = _pattern_windows(engine, first, last)
+        window = _pattern_window(engine, first, last)
         parts = [build_insights(patterns[patterns["day"] == day], window[in_pattern_window(window["opened_at"], day).to_numpy()])
                  for day in days]  # fmt: skip
         replace(engine, schema.exception_insights, pd.concat(parts, ignore_index=True), "day", first, last)
 
     def billable_orders():  # noqa: ANN202
         billable, totals, _ = recompute_billable(engine, first, last, as_of, registry, orders_table=schema.completed_orders)
-        frame = billable.merge(totals[["tenant", "order_id", *MONEY_COLUMNS]], how="left", on=["tenant", "order_id"])
+        frame = billable.merge(totals[["tenant", "order_id", *PRICE_COLUMNS]], how="left", on=["tenant", "order_id"])
         frame["as_of"] = as_of
         replace(engine, schema.billable_orders, frame, "cohort_day", first, last)
 
     def invoice_adjustments():  # noqa: ANN202
-        recomputed = rd(schema.billable_orders)
         issued = ledger.read_invoices(engine, first=first, last=last)
+        recomputed = reprice_invoiced(rd(schema.billable_orders), issued, registry)
         existing = ledger.read_adjustments_for(engine, issued)
         later = set(issued.loc[issued["issued_at"] > as_of, "invoice_number"])
         later |= set(existing.loc[existing["created_at"] > as_of, "invoice_number"])
@@ -153,7 +153,7 @@ def direct_steps(engine, settings, first: dt.date, last: dt.date, as_of: pd.Time
     def invoices():  # noqa: ANN202
         stored = rd(schema.billable_orders)
         ready = stored[stored["billable"] & (stored["billable_at"] <= as_of)]
-        totals, lines = price_orders(ready.drop(columns=[*MONEY_COLUMNS, "as_of"]), registry)
+        totals, lines = price_orders(ready.drop(columns=[*PRICE_COLUMNS, "as_of"]), registry)
         candidates = totals.merge(ready[["tenant", "order_id", "billable_basis"]], on=["tenant", "order_id"])
         issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, run_id, as_of)
         write_invoice_documents(invoice_dir, issued, issued_lines, registry)
