@@ -34,7 +34,7 @@ def _day_keys(frame: pd.DataFrame, column: str) -> pd.Series:
     values = frame[column]
     if len(values) and isinstance(values.iloc[0], dt.date) and not isinstance(values.iloc[0], dt.datetime):
         return values
-    return pd.to_datetime(values).dt.date
+    return pd.to_datetime(values, cache=False).dt.date
 
 
 def split_by_day(frames: Frames, column: str | Mapping[str, str], days: list[dt.date]) -> dict[dt.date, Frames]:

@@ -79,7 +79,7 @@ def _window_start(end: dt.date, days: int) -> pd.Timestamp:
 
 def in_pattern_window(opened_at: pd.Series, window_end_day: Any, days: int = PATTERN_WINDOW_DAYS) -> pd.Series:
     """Exceptions opened in the `days` UTC days ending at `window_end_day` (inclusive)."""
-    opened_day = pd.to_datetime(opened_at, utc=True).astype(TS_DTYPE).dt.floor("D")
+    opened_day = pd.to_datetime(opened_at, utc=True, cache=False).astype(TS_DTYPE).dt.floor("D")
     end = _as_date(window_end_day)
     return (opened_day >= _window_start(end, days)) & (opened_day <= pd.Timestamp(end, tz="UTC"))
 
@@ -107,8 +107,8 @@ def build_patterns(exceptions: pd.DataFrame, window_end_day: Any, days: int = PA
     end = _as_date(window_end_day)
     if exceptions is None or exceptions.empty:
         return _empty(PATTERN_COLUMNS, _PATTERN_DTYPES)
-    opened = pd.to_datetime(exceptions["opened_at"], utc=True).astype(TS_DTYPE)
-    resolved_at = pd.to_datetime(exceptions["resolved_at"], utc=True).astype(TS_DTYPE)
+    opened = pd.to_datetime(exceptions["opened_at"], utc=True, cache=False).astype(TS_DTYPE)
+    resolved_at = pd.to_datetime(exceptions["resolved_at"], utc=True, cache=False).astype(TS_DTYPE)
     opened_day = opened.dt.floor("D")
     start_ts = _window_start(end, days)
     current = in_pattern_window(opened, end, days)

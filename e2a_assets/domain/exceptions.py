@@ -108,7 +108,7 @@ def utc(value: Any, what: str = "as_of") -> pd.Timestamp:
 
 
 def _ts(series: pd.Series) -> pd.Series:
-    return pd.to_datetime(series, utc=True).astype(TS_DTYPE)
+    return pd.to_datetime(series, utc=True, cache=False).astype(TS_DTYPE)
 
 
 def _empty(columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:

@@ -91,7 +91,7 @@ def _days(first: dt.date, last: dt.date) -> list[dt.date]:
 
 
 def _utc_day(series: pd.Series) -> pd.Series:
-    return pd.to_datetime(series, utc=True).dt.date
+    return pd.to_datetime(series, utc=True, cache=False).dt.date
 
 
 def _count_by_day(frame: pd.DataFrame | None, stamp: str, name: str) -> pd.DataFrame:
@@ -247,7 +247,7 @@ def build_operations_summary(
     frame["as_of"] = pd.Timestamp(as_of)
     for col in _COUNTS:
         frame[col] = frame[col].astype("int64")
-    frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
+    frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True, cache=False)
     order = np.where(frame["tenant"] == OVERALL, 0, 1)
     frame = frame.assign(_o=order).sort_values(["day", "_o", "tenant"], kind="mergesort")
     return frame.reset_index(drop=True)[SUMMARY_COLUMNS]

@@ -148,7 +148,7 @@ def _normalise_events(events: pd.DataFrame) -> pd.DataFrame:
     ev = ev.copy()
     for col in ("occurred_at", "received_at", "order_created_at"):
         if col in ev.columns:
-            ev[col] = pd.to_datetime(ev[col], utc=True).astype(TS_DTYPE)
+            ev[col] = pd.to_datetime(ev[col], utc=True, cache=False).astype(TS_DTYPE)
     if {"source", "event_id"} <= set(ev.columns):
         # A re-delivery is stored once: keep the first received copy, whatever the row order.
         first = [c for c in ("received_at", "occurred_at") if c in ev.columns]
@@ -275,7 +275,7 @@ def build_orders(events: pd.DataFrame, as_of: pd.Timestamp, policies: pd.DataFra
     )
     orders = orders.merge(_cohort_days(ev), on=KEYS, how="left")
     for col in [*MILESTONE_COLUMNS, "returned_at", "delivery_failed_at", "last_event_at"]:
-        orders[col] = pd.to_datetime(orders[col], utc=True).astype(TS_DTYPE)
+        orders[col] = pd.to_datetime(orders[col], utc=True, cache=False).astype(TS_DTYPE)
 
     paid_fallback = (
         orders["_created_financial_status"].fillna("").astype(str).str.strip().str.lower().eq("paid")

@@ -81,7 +81,7 @@ COMPLETED_STATUSES = ("shipped", "delivered")
 
 
 def _ts(series: pd.Series) -> pd.Series:
-    return pd.to_datetime(series, utc=True).astype(TS_DTYPE)
+    return pd.to_datetime(series, utc=True, cache=False).astype(TS_DTYPE)
 
 
 # ---------------------------------------------------------------------------------- build_order_sla

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from e2a_assets.domain.events import ACCEPTED, DEAD_LETTER_PENDING, DEAD_LETTER_REPLAYED, CanonicalEvent
 from e2a_assets.domain.orders import cohort_day
-from e2a_assets.warehouse.frames import normalise
+from e2a_assets.warehouse.frames import normalise, read_query
 from e2a_assets.warehouse.schema import dead_letters, event_log, orders, webhook_events
 
 SIGNATURE_HEADERS = frozenset({"x-shopify-hmac-sha256", "x-e2a-hmac-sha256"})
@@ -152,8 +152,7 @@ def cohort_events(engine: Engine, start: dt.date, end: dt.date) -> pd.DataFrame:
         .where(accepted)
         .order_by(log.c.tenant, log.c.order_id, log.c.occurred_at, log.c.id)
     )
-    with engine.connect() as conn:
-        frame = pd.read_sql(stmt, conn)
+    frame = read_query(engine, stmt)
     created, first = frame.pop("created_ts"), frame.pop("first_ts")
     # Rows come grouped by order: the rule runs once per order, its day is repeated per event.
     starts, counts = _order_runs(frame["tenant"].to_numpy(), frame["order_id"].to_numpy())

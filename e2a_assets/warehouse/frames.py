@@ -46,7 +46,7 @@ def _objects(values: np.ndarray, null: np.ndarray) -> list[Any]:
 def _utc_text(series: pd.Series, date_only: bool = False) -> np.ndarray:
     """ISO text of a timestamp (or date) column built by numpy in C: "YYYY-MM-DD HH:MM:SS.ffffff"
     in UTC, or "YYYY-MM-DD". (pandas' strftime formats `%f` value by value, ~17 µs each.)"""
-    stamps = pd.to_datetime(series, utc=not date_only)
+    stamps = pd.to_datetime(series, utc=not date_only, cache=False)
     if not date_only:
         stamps = stamps.dt.tz_localize(None)
     elif stamps.dt.tz is not None:
@@ -69,11 +69,11 @@ def _python_column(series: pd.Series, ctype: Any, sqlite: bool) -> list[Any]:
     if isinstance(ctype, DateTime):
         if sqlite:
             return _objects(_utc_text(series), null)
-        return _objects(pd.DatetimeIndex(pd.to_datetime(series, utc=True)).to_pydatetime(), null)
+        return _objects(pd.DatetimeIndex(pd.to_datetime(series, utc=True, cache=False)).to_pydatetime(), null)
     if isinstance(ctype, Date):
         if sqlite:
             return _objects(_utc_text(series.where(~null, None), date_only=True), null)
-        return _objects(pd.to_datetime(series.where(~null, None)).dt.date.to_numpy(), null)
+        return _objects(pd.to_datetime(series.where(~null, None), cache=False).dt.date.to_numpy(), null)
     if isinstance(ctype, Boolean):
         flags = series.where(~null, False).astype(bool).to_numpy()
         return _objects(flags.astype(np.int64) if sqlite else flags, null)
@@ -174,7 +174,7 @@ def replace_partition(
     as it was: readers never see a half-written partition and re-runs never duplicate rows.
     """
     if len(frame):
-        days = pd.to_datetime(pd.Series(frame[day_column])).dt.date
+        days = pd.to_datetime(pd.Series(frame[day_column]), cache=False).dt.date
         outside = days[(days < start) | (days > end)]
         if len(outside):
             raise ValueError(f"{table.name}: rows for {outside.iloc[0]} fall outside partition {start}..{end}")
@@ -196,11 +196,12 @@ def normalise(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
         if isinstance(ctype, DateTime):
             frame[column.name] = pd.to_datetime(series, utc=True, format="mixed")
         elif isinstance(ctype, Date):
-            frame[column.name] = pd.to_datetime(series).dt.date if len(series) else series.astype(object)
+            frame[column.name] = pd.to_datetime(series, cache=False).dt.date if len(series) else series.astype(object)
         elif isinstance(ctype, Boolean):
             if column.nullable and series.isna().any():
                 null = series.isna().to_numpy()
-                flags = series.where(~null, False).astype(bool).to_numpy()
+                flags = np.zeros(len(series), dtype=bool)
+                flags[~null] = series.to_numpy(dtype=object)[~null].astype(bool)
                 frame[column.name] = pd.Series(_objects(flags, null), index=series.index, dtype=object)
             else:
                 frame[column.name] = series.fillna(False).astype(bool)
@@ -233,6 +234,13 @@ def read_table(
     else:
         frame = _fetch(conn_or_engine, stmt)
     return normalise(frame, table)
+
+
+def read_query(engine: Engine, stmt: Any) -> pd.DataFrame:
+    """The rows of a SELECT as a frame, through the raw-row path of `read_table` (columns keep
+    the driver's values: SQLite gives timestamp text; `normalise` types them against a table)."""
+    with engine.connect() as conn:
+        return _fetch(conn, stmt)
 
 
 def _fetch(conn: Connection, stmt: Any) -> pd.DataFrame:
