@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import contextlib
 import datetime as dt
 import hashlib
@@ -85,12 +86,13 @@ def write_tenants(work: Path, count: int) -> None:
     (work / "tenants.yaml").write_text(yaml.safe_dump(registry, sort_keys=False))
 
 
-def settings_for(database_url: str, work: Path) -> Settings:
-    """Settings of a benchmark warehouse: data under `work/data`, the project's policies, and
-    `work/tenants.yaml` when `write_tenants` made one."""
+def settings_for(database_url: str, work: Path, chunk_days: int | None = None) -> Settings:
+    """Settings of a benchmark warehouse: data under `work/data`, the project's policies,
+    `work/tenants.yaml` when `write_tenants` made one, and the days per chunk (E2A_CHUNK_DAYS)."""
     tenants = work / "tenants.yaml"
-    return Settings(data_dir=work / "data", database_url=database_url, policies_dir=ROOT / "policies",
-                    tenants_file=tenants if tenants.exists() else ROOT / "policies" / "tenants.yaml")
+    settings = Settings(data_dir=work / "data", database_url=database_url, policies_dir=ROOT / "policies",
+                        tenants_file=tenants if tenants.exists() else ROOT / "policies" / "tenants.yaml")
+    return settings if chunk_days is None else dataclasses.replace(settings, chunk_days=chunk_days)
 
 
 def bench_tenants(work: Path, database_url: str, count: int) -> list:
@@ -272,7 +274,7 @@ class RunFigures:
 
 
 def run_job(url: str, work: Path, job: str, first: dt.date, last: dt.date, as_of: pd.Timestamp,
-            selection: Sequence[str] = ()) -> RunFigures:
+            selection: Sequence[str] = (), chunk_days: int | None = None) -> RunFigures:
     """Run `job` (or, with `selection`, an ad-hoc job of those asset keys) over first..last in a
     child process against the Dagster instance in `work/dagster`; raise SystemExit if it fails."""
     out = work / f"run-{uuid.uuid4().hex[:8]}.json"
@@ -280,6 +282,8 @@ def run_job(url: str, work: Path, job: str, first: dt.date, last: dt.date, as_of
                "--first", first.isoformat(), "--last", last.isoformat(), "--as-of", as_of.isoformat(), "--out", str(out)]
     for key in selection:
         command += ["--asset", key]
+    if chunk_days is not None:
+        command += ["--chunk-days", str(chunk_days)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
@@ -299,7 +303,7 @@ def _child(args: argparse.Namespace) -> None:
     from e2a_assets.resources import AS_OF_TAG
 
     work = Path(args.work)
-    defs = build_definitions(settings_for(args.url, work))
+    defs = build_definitions(settings_for(args.url, work, args.chunk_days))
     job_name = args.job
     if args.asset:
         adhoc = dg.define_asset_job(job_name, selection=dg.AssetSelection.assets(*[dg.AssetKey(a) for a in args.asset]))
@@ -339,6 +343,7 @@ def main() -> None:
     for name in ("--url", "--work", "--job", "--first", "--last", "--as-of", "--out"):
         run.add_argument(name, required=True)
     run.add_argument("--asset", action="append", default=[])
+    run.add_argument("--chunk-days", type=int, default=None)
     args = parser.parse_args()
     _child(args)
 

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--orders-per-day", type=positive_int, default=1000, help="per tenant (default 1000)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--database-url", help="Postgres admin URL (default: a temporary SQLite warehouse)")
+    parser.add_argument("--chunk-days", type=positive_int, help="days per chunk inside the run (default: E2A_CHUNK_DAYS's default)")
     args = parser.parse_args(argv)
 
     first = START
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         loaded = load_events(url, tenants, first, args.days, args.orders_per_day, args.seed,
                              chunk_days=args.days)
         rows, floor, floor_cpu = scan_and_parse(url)
-        run = run_job(url, work, JOB, first, last, as_of)
+        run = run_job(url, work, JOB, first, last, as_of, chunk_days=args.chunk_days)
         backend = url.split(":", 1)[0]
 
     total = run.seconds
