@@ -250,10 +250,17 @@ def _fetch(conn: Connection, stmt: Any) -> pd.DataFrame:
     result = conn.execute(stmt)
     try:
         names = list(result.keys())
-        rows = result.cursor.fetchall()
+        # In batches: the driver's rows are Python objects (several times the size of the frame's
+        # columns), so only one batch of them exists at a time.
+        parts = []
+        while rows := result.cursor.fetchmany(CHUNK):
+            parts.append(pd.DataFrame.from_records(rows, columns=names))
+            del rows
     finally:
         result.close()
-    return pd.DataFrame.from_records(rows, columns=names)
+    if not parts:
+        return pd.DataFrame.from_records([], columns=names)
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
 def read_days(engine: Engine, table: Table, day_column: str, start: dt.date, end: dt.date) -> pd.DataFrame:
