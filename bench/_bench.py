@@ -295,6 +295,19 @@ def run_job(url: str, work: Path, job: str, first: dt.date, last: dt.date, as_of
     return RunFigures(figures["seconds"], figures["steps"], figures["peak_rss_mb"], figures["cpu_seconds"])
 
 
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS: VmHWM of its address space. (`ru_maxrss` is no good in a
+    child: Linux carries over the high-water mark of the parent it was forked from at exec, so
+    it reported the generator's memory, not the run's.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child(args: argparse.Namespace) -> None:
     import dagster as dg
 
@@ -332,7 +345,7 @@ def _child(args: argparse.Namespace) -> None:
                 starts[event.step_key] = entry.timestamp
             elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in starts:
                 steps[event.step_key] = entry.timestamp - starts[event.step_key]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mb()
     Path(args.out).write_text(json.dumps({"seconds": seconds, "steps": steps, "peak_rss_mb": peak, "cpu_seconds": cpu}))
 
 
