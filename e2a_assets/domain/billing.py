@@ -35,6 +35,9 @@ OPERATIONS = {  # output column -> (line kind, counted event type), in DOMAIN §
     "kitting": ("kitting", "kitting_completed"),
 }
 RETURN_EVENT = "return_received"
+# Per-event line kinds and the event type each counts (DOMAIN §5 "Operations").
+COUNTED_KINDS = {**{kind: event for kind, event in OPERATIONS.values()}, "returns": RETURN_EVENT}
+EVENT_KEY = ["tenant", "source", "event_id"]  # an event, deduplicated (DOMAIN §1.2)
 INVOICE_NUMBER_PATTERN = r"^[A-Z0-9][A-Z0-9-]*-\d{6}-\d{4,}$"
 # Line kinds in the order lines are numbered (DOMAIN §5 steps 1..6).
 LINE_KINDS = (
@@ -152,15 +155,27 @@ def as_dates(series: pd.Series) -> pd.Series:
 # 1. Billable orders
 
 
-def _operation_counts(events: pd.DataFrame) -> pd.DataFrame:
-    types = {event: col for col, (_, event) in OPERATIONS.items()} | {RETURN_EVENT: "returns"}
-    cols = list(OPERATIONS) + ["returns"]
+def counted_events(events: pd.DataFrame | None) -> pd.DataFrame:
+    """The events pricing counts (DOMAIN §5 "Operations"): each deduplicated event of a per-event
+    kind, with the line `kind` it counts for. `_operation_counts` counts these rows and
+    `lineage.py::line_events` links them, so a line's quantity is its number of linked events."""
+    cols = ["tenant", "order_id", "kind", "source", "event_id", "event_type"]
     if events is None or events.empty:
+        return pd.DataFrame(columns=cols)
+    ev = events.drop_duplicates(EVENT_KEY)
+    kinds = {event: kind for kind, event in COUNTED_KINDS.items()}
+    ev = ev[ev["event_type"].isin(list(kinds))]
+    return ev.assign(kind=ev["event_type"].map(kinds))[cols].reset_index(drop=True)
+
+
+def _operation_counts(events: pd.DataFrame) -> pd.DataFrame:
+    columns = {kind: col for col, (kind, _) in OPERATIONS.items()} | {"returns": "returns"}
+    cols = list(OPERATIONS) + ["returns"]
+    counted = counted_events(events)
+    if counted.empty:
         return pd.DataFrame(columns=["tenant", "order_id", *cols])
-    ev = events.drop_duplicates(["tenant", "source", "event_id"])
-    ev = ev[ev["event_type"].isin(list(types))]
-    counts = ev.groupby(["tenant", "order_id", "event_type"]).size().unstack("event_type")
-    counts = counts.reindex(columns=list(types), fill_value=0).fillna(0).rename(columns=types)
+    counts = counted.groupby(["tenant", "order_id", "kind"]).size().unstack("kind")
+    counts = counts.reindex(columns=list(columns), fill_value=0).fillna(0).rename(columns=columns)
     return counts[cols].astype(np.int64).reset_index()
 
 

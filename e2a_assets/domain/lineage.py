@@ -1,0 +1,157 @@
+"""Row-level lineage (issue 11 item 2, docs/rules/lineage.md): which events produced each priced
+line, and the rules behind the lineage asset check.
+
+`line_events` takes the same events, billable orders and lines as pricing and returns one row per
+(line, contributing event, role), vectorised over orders (loops only over the fixed line kinds):
+
+- `counted`: a per-event line (pick, pack, label, kitting, returns) links every event it counted;
+  the events come from `counted_events`, the one function the pricing counts with, so a line's
+  quantity equals its number of `counted` events by construction;
+- `storage_start` / `storage_end`: a storage line links the event that fixed its start (the
+  earliest `order_created`, else the order's earliest event: DOMAIN §2) and the event that fixed
+  its end (the earliest event of the order's completion milestone: shipped, delivered or cancelled);
+- `tag`: a service or multiplier line links the order payload whose tags set the flag (the latest
+  `order_created` / `order_updated` / `order_paid` payload carrying tags, as `build_orders` reads them);
+- `completion`: the minimum top-up links the event that made the order billable (its subtotal was
+  then under the minimum).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from e2a_assets.domain.billing import COUNTED_KINDS, EVENT_KEY, LINE_KINDS, counted_events
+from e2a_assets.domain.orders import MILESTONE_OF, PAYLOAD_EVENT_TYPES
+
+COUNTED, STORAGE_START, STORAGE_END, TAG, COMPLETION = "counted", "storage_start", "storage_end", "tag", "completion"
+ROLES = (COUNTED, STORAGE_START, STORAGE_END, TAG, COMPLETION)
+STORAGE_KINDS = ("storage", "storage_long_term")
+TAG_PREFIXES = ("service_", "multiplier_")
+MINIMUM_KIND = "minimum_top_up"
+# Documents a lineage row belongs to: an invoice line, a recalculation adjustment, a credit/debit note line.
+INVOICE, ADJUSTMENT, NOTE = "invoice", "adjustment", "note"
+LINEAGE_COLUMNS = ["tenant", "order_id", "line_no", "kind", "source", "event_id", "event_type", "role",
+                   "rate_card_version"]  # fmt: skip
+# The problems the lineage check reports.
+QUANTITY_MISMATCH, UNLINKED_EVENT, LINKED_TWICE, MISSING_LINK = (
+    "quantity_mismatch", "unlinked_event", "event_linked_twice", "missing_link")  # fmt: skip
+# Which role each kind of line must link at least once (per-event kinds: exactly `quantity` counted events).
+REQUIRED_ROLES = {
+    **{k: (STORAGE_START, STORAGE_END) for k in STORAGE_KINDS},
+    **{k: (TAG,) for k in LINE_KINDS if k.startswith(TAG_PREFIXES)},
+    MINIMUM_KIND: (COMPLETION,),
+}
+_ORDER = ["occurred_at", "received_at", "event_id"]
+
+
+def _unique_events(events: pd.DataFrame) -> pd.DataFrame:
+    """Order events once per (tenant, source, event_id), first received copy, in time order."""
+    ev = events[events["event_type"].notna() & events["order_id"].notna()]
+    by = [c for c in ("received_at", "occurred_at") if c in ev.columns]
+    ev = ev.sort_values(by, kind="mergesort").drop_duplicates(EVENT_KEY)
+    return ev.sort_values([c for c in _ORDER if c in ev.columns], kind="mergesort")
+
+
+def _first_of(ev: pd.DataFrame, mask: pd.Series, keys: list[str]) -> pd.DataFrame:
+    """Per `keys`, the earliest event among `ev[mask]` (time order of `_unique_events`)."""
+    return ev[mask.to_numpy()].drop_duplicates(keys, keep="first")
+
+
+def _milestone_events(ev: pd.DataFrame, billable: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(start, end) event per order: the events that fixed the storage period's two ends."""
+    keys = ["tenant", "order_id"]
+    milestone = ev["event_type"].map(MILESTONE_OF)
+    created = _first_of(ev, milestone.eq("created_at"), keys)
+    anything = ev.drop_duplicates(keys, keep="first")
+    start = pd.concat([created, anything]).drop_duplicates(keys, keep="first")
+    basis = billable[["tenant", "order_id", "billable_basis"]]
+    tagged = ev.assign(_milestone=milestone.to_numpy()).merge(basis, on=keys)
+    end = tagged[tagged["_milestone"].eq(tagged["billable_basis"] + "_at").to_numpy()].drop_duplicates(keys, keep="first")
+    return start, end.drop(columns=["_milestone", "billable_basis"])
+
+
+def line_events(events: pd.DataFrame | None, billable: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """The events each line of `lines` (from `price_orders`) comes from, columns `LINEAGE_COLUMNS`.
+
+    `events`: the events pricing saw (the same frame `build_billable_orders` counted, i.e. known at
+    the pricing's as_of); `billable`: the priced orders (tenant, order_id, billable_basis). One row
+    per (line, event, role); see the module docstring for the roles.
+    """
+    if events is None or events.empty or lines is None or lines.empty:
+        return pd.DataFrame(columns=LINEAGE_COLUMNS)
+    keys = ["tenant", "order_id"]
+    line_keys = lines[[*keys, "line_no", "kind", "rate_card_version"]]
+    ev = _unique_events(events[events["order_id"].isin(set(lines["order_id"]))])
+    event_cols = ["source", "event_id", "event_type"]
+    parts = [line_keys.merge(counted_events(ev), on=[*keys, "kind"]).assign(role=COUNTED)]
+    start, end = _milestone_events(ev, billable)
+    storage = line_keys[line_keys["kind"].isin(STORAGE_KINDS)]
+    parts.append(storage.merge(start[[*keys, *event_cols]], on=keys).assign(role=STORAGE_START))
+    parts.append(storage.merge(end[[*keys, *event_cols]], on=keys).assign(role=STORAGE_END))
+    payload = ev[ev["event_type"].isin(PAYLOAD_EVENT_TYPES) & ev["tags"].notna()].drop_duplicates(keys, keep="last")
+    tagged = line_keys[line_keys["kind"].str.startswith(TAG_PREFIXES)]
+    parts.append(tagged.merge(payload[[*keys, *event_cols]], on=keys).assign(role=TAG))
+    minimum = line_keys[line_keys["kind"].eq(MINIMUM_KIND)]
+    parts.append(minimum.merge(end[[*keys, *event_cols]], on=keys).assign(role=COMPLETION))
+    out = pd.concat([p[LINEAGE_COLUMNS] for p in parts], ignore_index=True)
+    out["_role"] = out["role"].map({r: n for n, r in enumerate(ROLES)})
+    out = out.sort_values(["tenant", "order_id", "line_no", "_role", "source", "event_id"], kind="mergesort")
+    out = out.drop(columns="_role").reset_index(drop=True)
+    for col in ("line_no", "rate_card_version"):
+        out[col] = out[col].astype(np.int64)
+    return out
+
+
+def new_links(recomputed: pd.DataFrame, linked: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `recomputed` lineage whose (tenant, order_id, kind, source, event_id, role) no
+    row of `linked` (what the order's documents already link) has: what a recalculation adds."""
+    key = ["tenant", "order_id", "kind", "source", "event_id", "role"]
+    if recomputed is None or recomputed.empty:
+        return pd.DataFrame(columns=LINEAGE_COLUMNS)
+    if linked is None or linked.empty:
+        return recomputed.reset_index(drop=True)
+    seen = linked[key].drop_duplicates().assign(_seen=True)
+    out = recomputed.merge(seen, how="left", on=key)
+    return out[out["_seen"].isna()].drop(columns="_seen").reset_index(drop=True)
+
+
+def validate_line_quantities(lines: pd.DataFrame, lineage: pd.DataFrame) -> pd.DataFrame:
+    """Invoice lines whose linked events do not account for them: a per-event line whose quantity
+    differs from its number of `counted` events, or a line without a role it must link."""
+    cols = ["tenant", "order_id", "invoice_number", "line_no", "kind", "quantity", "linked_events", "problem"]
+    if lines is None or lines.empty:
+        return pd.DataFrame(columns=cols)
+    doc = ["invoice_number", "line_no"]
+    counted = lineage[lineage["role"].eq(COUNTED)].groupby(doc).size().rename("linked_events").reset_index()
+    out = lines.merge(counted, how="left", on=doc)
+    out["linked_events"] = out["linked_events"].fillna(0).astype(np.int64)
+    per_event = out["kind"].isin(list(COUNTED_KINDS))
+    wrong = per_event & (out["linked_events"] != out["quantity"].astype(np.int64))
+    problems = [out[wrong.to_numpy()].assign(problem=QUANTITY_MISMATCH)]
+    have = set(zip(lineage["invoice_number"], lineage["line_no"].astype(np.int64), lineage["role"]))
+    for kind, roles in REQUIRED_ROLES.items():  # loop over the fixed line kinds
+        of_kind = out[out["kind"].eq(kind).to_numpy()]
+        for role in roles:
+            lacking = [(n, int(l), role) not in have for n, l in zip(of_kind["invoice_number"], of_kind["line_no"])]
+            problems.append(of_kind[lacking].assign(problem=MISSING_LINK))
+    found = [p[cols] for p in problems if len(p)]
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=cols)
+
+
+def validate_event_links(expected: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+    """Billable events not linked to exactly one line. `expected`: the counted events that must be
+    on a document (tenant, order_id, invoice_number, source, event_id, event_type); `links`: the
+    `counted` lineage rows of the order's invoice and adjustments (tenant, source, event_id,
+    document_number). An expected event linked nowhere is `unlinked_event`; any counted event
+    linked more than once (expected or not) is `event_linked_twice`."""
+    cols = ["tenant", "order_id", "invoice_number", "source", "event_id", "event_type", "links", "problem"]
+    n = links.groupby(EVENT_KEY).size().rename("links").reset_index() if len(links) else \
+        pd.DataFrame(columns=[*EVENT_KEY, "links"])  # fmt: skip
+    exp = expected.merge(n, how="left", on=EVENT_KEY)
+    exp["links"] = exp["links"].fillna(0).astype(np.int64)
+    unlinked = exp[exp["links"].eq(0)].assign(problem=UNLINKED_EVENT)
+    twice = links[links.duplicated(EVENT_KEY, keep="first")].drop_duplicates(EVENT_KEY).merge(n, on=EVENT_KEY)
+    twice = twice.rename(columns={"document_number": "invoice_number"}).assign(problem=LINKED_TWICE)
+    found = [p.reindex(columns=cols) for p in (unlinked, twice) if len(p)]
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=cols)
