@@ -28,7 +28,7 @@ DAILY = [ingestion.webhook_events, orders.orders, orders.order_sla, exception_as
          billing.billing_report]  # fmt: skip
 CHECKS = [invoice_checks.invoice_amounts_match_events, invoice_checks.invoice_numbers_unique_and_gapless,
           invoice_checks.one_invoice_per_billable_order, invoice_checks.invoice_due_dates,
-          invoice_checks.invoice_amounts_non_negative]  # fmt: skip
+          invoice_checks.invoice_amounts_non_negative, invoice_checks.invoice_lines_match_their_events]  # fmt: skip
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
@@ -108,7 +108,7 @@ def test_invoices_have_exact_amounts_numbers_and_lines(warehouse_url, tmp_path):
     result = run(warehouse_url, tmp_path)
     assert result.success
     assert all(e.passed for e in check_results(result).values()), check_results(result)
-    assert len(check_results(result)) == 5
+    assert len(check_results(result)) == 6
 
     got = ledger_rows(engine).set_index("order_id")
     assert got["amount_cents"].to_dict() == {"1001": 70, "1003": 140, "1002": 685, "2001": 74}
@@ -129,6 +129,18 @@ def test_invoices_have_exact_amounts_numbers_and_lines(warehouse_url, tmp_path):
     rush = lines[lines["invoice_number"] == "DEMO-3PL-202508-0002"].sort_values("line_no")
     assert list(rush["kind"]) == ["pick", "pack", "label", "storage", "multiplier_rush"]
     assert rush["amount_cents"].iloc[-1] == 70
+
+    # Row-level lineage, written with the invoices: 1002's 10 picks are its 10 pick_completed events,
+    # storage runs from its order_created to its manifested event, the rush multiplier links the payload.
+    links = read_table(engine, schema.line_events)
+    assert set(links["document_kind"]) == {"invoice"} and set(links["rate_card_version"]) == {1}
+    big = links[links["document_number"] == "DEMO-3PL-202508-0003"]
+    picks = big[big["kind"] == "pick"]
+    assert sorted(picks["event_id"]) == sorted(f"p-1002-{n}" for n in range(10)) and set(picks["role"]) == {"counted"}
+    assert sorted(zip(big.loc[big["kind"] == "storage", "role"], big.loc[big["kind"] == "storage", "event_id"])) == [
+        ("storage_end", "m-1002"), ("storage_start", "s-1002")]
+    assert links.loc[links["kind"] == "multiplier_rush", "event_id"].tolist() == ["s-1003"]
+    assert len(links) == 5 + 6 + 25 + 5  # 1001: 3 counted + storage start/end; 1003: same + tag; 1002; 2001
 
     billable = read_table(engine, schema.billable_orders).set_index("order_id")
     assert "1004" not in billable.index  # cancelled before pick: never billed
@@ -270,6 +282,10 @@ CORRUPTIONS = {
     "invoice_due_dates": lambda c: c.execute(
         update(schema.invoices).where(schema.invoices.c.invoice_number == "DEMO-3PL-202508-0001")
         .values(due_date=dt.date(2025, 9, 1))),
+    # A lineage row lost: the pick line of 1001 no longer accounts for its quantity.
+    "invoice_lines_match_their_events": lambda c: c.execute(
+        delete(schema.line_events).where(schema.line_events.c.document_number == "DEMO-3PL-202508-0001")
+        .where(schema.line_events.c.kind == "pick")),
     "invoice_amounts_non_negative": lambda c: c.execute(
         update(schema.invoice_lines).where(schema.invoice_lines.c.invoice_number == "NORTHWIND-GOODS-202508-0001")
         .where(schema.invoice_lines.c.line_no == 1).values(amount_cents=-5)),
@@ -322,6 +338,6 @@ def test_run_evaluated_before_later_invoices_passes_the_checks(warehouse_url, tm
     result = run(warehouse_url, tmp_path, as_of="2025-08-15T12:00:00+00:00", raise_on_error=False)
     checks = check_results(result)
     failed = {k: e.metadata["offenders"].value for k, e in checks.items() if not e.passed}
-    assert len(checks) == 5 and not failed, failed
+    assert len(checks) == 6 and not failed, failed
     assert result.success and "billing_report" in materialised(result)
     pd.testing.assert_frame_equal(ledger_rows(engine), before)

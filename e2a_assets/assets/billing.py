@@ -25,7 +25,7 @@ from e2a_assets.domain.statements import (
 from e2a_assets.partitions import days_between, monthly_partitions
 from e2a_assets.resources import ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.services import billing_reads as reads
-from e2a_assets.services.billing import close_and_build_statements, recompute_billable, reprice_invoiced
+from e2a_assets.services.billing import close_and_build_statements, lines_lineage, recompute_billable, reprice_invoiced
 from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.frames import read_days, replace_partition
 
@@ -171,7 +171,9 @@ def invoices(
         ready = stored[stored["billable"] & (stored["billable_at"] <= as_of)]
         totals, lines = price_orders(ready.drop(columns=[*PRICE_COLUMNS, "as_of"]), registry)
         candidates = totals.merge(ready[["tenant", "order_id", "billable_basis"]], on=["tenant", "order_id"])
-        issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, run_id, as_of)
+        # Which events each line comes from, written with the invoice in its transaction.
+        lineage = lines_lineage(engine, first, last, as_of, ready, lines)
+        issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, run_id, as_of, lineage)
         written = write_invoice_documents(folder, issued, issued_lines, registry)
         book = ledger.read_invoices(engine, first=first, last=last)
         # Documents lost or never written (e.g. a crash after the ledger commit) are rendered again

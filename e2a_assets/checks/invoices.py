@@ -33,6 +33,7 @@ from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG, day_chunks
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.services.billing import recompute_billable
 from e2a_assets.services.ledger_scope import invoices_of_months, lines_of, touched_months
+from e2a_assets.services.lineage import lineage_problems
 from e2a_assets.warehouse import ledger
 
 SHOWN_ROWS = 50
@@ -212,3 +213,25 @@ def invoice_amounts_non_negative(context: dg.AssetCheckExecutionContext, warehou
         checked += len(book)
     return _result(_concat(found), ["invoice_number", "tenant", "order_id", "amount_cents", "problem"],
                    {"invoices_checked": dg.MetadataValue.int(checked)})
+
+
+@dg.asset_check(**CHECK, description="Row-level lineage: every line's quantity equals its linked counted "
+                "events and every line links what it must; every billable event of an invoiced order is "
+                "linked to exactly one line (run's cohort days; whole ledger in ledger_audit_job).")  # fmt: skip
+def invoice_lines_match_their_events(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, clock: ClockResource
+) -> dg.AssetCheckResult:
+    engine, chunks = _run_chunks(context, warehouse)
+    as_of = clock.as_of_for(context.op_execution_context)
+    found, checked, links = [], 0, 0
+    for first, last in chunks:
+        book = ledger.read_invoices(engine, first=first, last=last)
+        book = book[book["issued_at"] <= as_of]  # what was known at the run's evaluation time
+        if book.empty:
+            continue
+        offenders, linked = lineage_problems(engine, book, first, last, as_of)
+        found.append(offenders)
+        checked, links = checked + len(book), links + linked
+    return _result(_concat(found), ["invoice_number", "tenant", "order_id", "line_no", "kind", "quantity",
+                                    "linked_events", "source", "event_id", "event_type", "problem"],
+                   {"invoices_checked": dg.MetadataValue.int(checked), "links_checked": dg.MetadataValue.int(links)})  # fmt: skip

@@ -142,9 +142,9 @@ CADENCES: tuple[Cadence, ...] = (
     Cadence(
         job="ledger_audit_job",
         job_description="Whole-ledger audit, launched by hand: invoice numbers unique and gapless, due dates "
-                        "and non-negative amounts over every tenant-month (routine runs check only the "
-                        "tenant-months they touched).",
+                        "and non-negative amounts over every tenant-month, and the row-level lineage of every "
+                        "cohort day (routine runs check only the tenant-months and days they touched).",
         checks=("invoices:invoice_numbers_unique_and_gapless", "invoices:invoice_due_dates",
-                "invoices:invoice_amounts_non_negative"),
+                "invoices:invoice_amounts_non_negative", "invoices:invoice_lines_match_their_events"),
     ),
 )

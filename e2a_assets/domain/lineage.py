@@ -34,8 +34,8 @@ INVOICE, ADJUSTMENT, NOTE = "invoice", "adjustment", "note"
 LINEAGE_COLUMNS = ["tenant", "order_id", "line_no", "kind", "source", "event_id", "event_type", "role",
                    "rate_card_version"]  # fmt: skip
 # The problems the lineage check reports.
-QUANTITY_MISMATCH, UNLINKED_EVENT, LINKED_TWICE, MISSING_LINK = (
-    "quantity_mismatch", "unlinked_event", "event_linked_twice", "missing_link")  # fmt: skip
+QUANTITY_MISMATCH, UNLINKED_EVENT, LINKED_TWICE, MISSING_LINK, UNKNOWN_EVENT = (
+    "quantity_mismatch", "unlinked_event", "event_linked_twice", "missing_link", "unknown_event")  # fmt: skip
 # Which role each kind of line must link at least once (per-event kinds: exactly `quantity` counted events).
 REQUIRED_ROLES = {
     **{k: (STORAGE_START, STORAGE_END) for k in STORAGE_KINDS},
@@ -139,19 +139,27 @@ def validate_line_quantities(lines: pd.DataFrame, lineage: pd.DataFrame) -> pd.D
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=cols)
 
 
-def validate_event_links(expected: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+def validate_event_links(expected: pd.DataFrame, links: pd.DataFrame, known: pd.DataFrame | None = None) -> pd.DataFrame:
     """Billable events not linked to exactly one line. `expected`: the counted events that must be
     on a document (tenant, order_id, invoice_number, source, event_id, event_type); `links`: the
-    `counted` lineage rows of the order's invoice and adjustments (tenant, source, event_id,
-    document_number). An expected event linked nowhere is `unlinked_event`; any counted event
-    linked more than once (expected or not) is `event_linked_twice`."""
+    `counted` lineage rows of the orders' invoices and adjustments (tenant, order_id, source,
+    event_id, event_type, document_number); `known`: every counted event there is (`counted_events`).
+    An expected event linked nowhere is `unlinked_event`; a counted event linked more than once is
+    `event_linked_twice`; a link to an event `known` does not have (of that order and type) is
+    `unknown_event`."""
     cols = ["tenant", "order_id", "invoice_number", "source", "event_id", "event_type", "links", "problem"]
     n = links.groupby(EVENT_KEY).size().rename("links").reset_index() if len(links) else \
         pd.DataFrame(columns=[*EVENT_KEY, "links"])  # fmt: skip
     exp = expected.merge(n, how="left", on=EVENT_KEY)
     exp["links"] = exp["links"].fillna(0).astype(np.int64)
     unlinked = exp[exp["links"].eq(0)].assign(problem=UNLINKED_EVENT)
-    twice = links[links.duplicated(EVENT_KEY, keep="first")].drop_duplicates(EVENT_KEY).merge(n, on=EVENT_KEY)
-    twice = twice.rename(columns={"document_number": "invoice_number"}).assign(problem=LINKED_TWICE)
-    found = [p.reindex(columns=cols) for p in (unlinked, twice) if len(p)]
+    docs = links.rename(columns={"document_number": "invoice_number"})
+    twice = docs[docs.duplicated(EVENT_KEY, keep="first")].drop_duplicates(EVENT_KEY).drop(columns="links", errors="ignore")
+    twice = twice.merge(n, on=EVENT_KEY).assign(problem=LINKED_TWICE)
+    found = [unlinked, twice]
+    if known is not None:
+        key = [*EVENT_KEY, "order_id", "event_type"]
+        stray = docs.merge(known[key].drop_duplicates().assign(_known=True), how="left", on=key)
+        found.append(stray[stray["_known"].isna()].drop(columns="_known").assign(problem=UNKNOWN_EVENT))
+    found = [p.reindex(columns=cols) for p in found if len(p)]
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=cols)

@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import Engine, Table
 
 from e2a_assets.domain.billing import PRICE_COLUMNS, build_billable_orders, price_orders
+from e2a_assets.domain.lineage import line_events
 from e2a_assets.domain.notes import month_closed
 from e2a_assets.domain.policies import TenantRegistry
 from e2a_assets.domain.statements import build_monthly_statements
@@ -33,13 +34,25 @@ def recompute_billable(
     others with the version in force on their invoice date (DOMAIN §8.1).
     `orders_table` is `orders` by default; the `billable_orders` asset passes `completed_orders`.
     """
-    events = read_days(engine, schema.webhook_events, "cohort_day", first, last)
-    events = events[events["occurred_at"] <= as_of]
+    events = known_events(engine, first, last, as_of)
     orders = read_days(engine, orders_table if orders_table is not None else schema.orders, "cohort_day", first, last)
     exceptions = read_days(engine, schema.exceptions, "cohort_day", first, last)
     billable = build_billable_orders(events, orders, exceptions, registry, as_of)
     totals, lines = price_orders(with_recorded_versions(engine, billable, first, last, as_of), registry)
     return billable, totals, lines
+
+
+def known_events(engine: Engine, first: dt.date, last: dt.date, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The events of cohort days [first, last] that had occurred by `as_of`: what pricing counts."""
+    events = read_days(engine, schema.webhook_events, "cohort_day", first, last)
+    return events[events["occurred_at"] <= as_of]
+
+
+def lines_lineage(engine: Engine, first: dt.date, last: dt.date, as_of: pd.Timestamp, billable: pd.DataFrame,
+                  lines: pd.DataFrame) -> pd.DataFrame:
+    """Which events each of `lines` (priced from `billable` of cohort days [first, last] as of
+    `as_of`) comes from: `lineage.py::line_events` over the events pricing counted."""
+    return line_events(known_events(engine, first, last, as_of), billable, lines)
 
 
 def with_recorded_versions(engine: Engine, billable: pd.DataFrame, first: dt.date, last: dt.date,

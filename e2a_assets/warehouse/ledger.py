@@ -1,10 +1,11 @@
 """The invoice ledger: number allocation, issuing, adjustments, reviews, and reads of the ledger.
 
-`invoices`, `invoice_lines`, `invoice_adjustments`, `notes`, `note_lines` and `rate_card_versions`
-are a ledger (ARCHITECTURE principle 2): rows are inserted once and never updated or deleted by
-e2a. The only changes after insert are an adjustment's review status (PENDING_REVIEW -> APPROVED /
-REJECTED / SUPERSEDED), an invoice's `paid_at`, which belongs to the finance system, and the
-one-time filling of a rate card version that revision 0005 found without its definition. Every other billing table
+`invoices`, `invoice_lines`, `invoice_adjustments`, `notes`, `note_lines`, `rate_card_versions` and
+`line_events` (which events each document line comes from) are a ledger (ARCHITECTURE principle 2):
+rows are inserted once and never updated or deleted by e2a. The only changes after insert are an
+adjustment's review status (PENDING_REVIEW -> APPROVED / REJECTED / SUPERSEDED), an invoice's
+`paid_at`, which belongs to the finance system, and the one-time filling of a rate card version
+that revision 0005 found without its definition. Every other billing table
 is derived and replaced per partition like the rest of the warehouse.
 
 Every issued invoice records the rate card version that priced it (DOMAIN §8.1); the first invoice
@@ -35,6 +36,7 @@ from sqlalchemy import Engine, Table, and_, bindparam, func, select, tuple_, upd
 from sqlalchemy.engine import Connection
 
 from e2a_assets.domain.billing import plan_invoice_numbers
+from e2a_assets.domain.lineage import INVOICE
 from e2a_assets.domain.notes import MONTH_CLOSE_REASONS, NOTE_KINDS, adjustment_notes, month_close_notes, plan_note_numbers
 from e2a_assets.domain.policies import TenantRegistry
 from e2a_assets.domain.rate_cards import RateCardChanged, changed_versions, version_records
@@ -46,6 +48,7 @@ from e2a_assets.warehouse.schema import (
     invoice_lines,
     invoice_sequences,
     invoices,
+    line_events,
     rate_card_versions,
     note_lines,
     note_sequences,
@@ -114,6 +117,7 @@ def issue_invoices(
     policies: TenantRegistry | pd.DataFrame | None,
     run_id: str,
     as_of: pd.Timestamp,
+    lineage: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Number and insert invoices for the orders of `priced_new_invoices` not invoiced yet.
 
@@ -122,7 +126,8 @@ def issue_invoices(
     their `price_orders` lines. One transaction: lock the (tenant, month) counters, skip orders
     that already have an invoice, record the rate card versions that price their first invoice and
     refuse (`RateCardChanged`, nothing written) when `policies` changes a recorded one, plan
-    numbers, insert invoices and lines, advance the counters. Returns the (invoices, lines) rows
+    numbers, insert invoices and lines and the lines' `lineage` (`lineage.py::line_events` rows
+    of these orders) into `line_events`, advance the counters. Returns the (invoices, lines) rows
     written.
     """
     empty = (pd.DataFrame(columns=[c.name for c in invoices.columns]),
@@ -153,9 +158,18 @@ def issue_invoices(
         numbers = planned[["tenant", "order_id", "invoice_number"]]
         issued_lines = lines.merge(numbers, how="inner", on=["tenant", "order_id"])[[c.name for c in invoice_lines.columns]]
         insert_frame(conn, invoice_lines, issued_lines)
+        if lineage is not None and len(lineage):
+            links = lineage.merge(numbers, how="inner", on=["tenant", "order_id"])
+            insert_frame(conn, line_events, link_rows(links, INVOICE, links["invoice_number"], stamp, run_id))
         top = planned.groupby(["tenant", "invoice_month"])["invoice_seq"].max().rename("last_seq").reset_index()
         _advance_counters(conn, invoice_sequences, top, stamp)
     return rows.reset_index(drop=True), issued_lines.reset_index(drop=True)
+
+
+def link_rows(links: pd.DataFrame, kind: str, numbers: pd.Series, stamp: pd.Timestamp, run_id: str) -> pd.DataFrame:
+    """`line_events` rows for `lineage.py::line_events` rows of documents of one kind."""
+    rows = links.assign(document_kind=kind, document_number=numbers.to_numpy(), linked_at=stamp, linked_run_id=run_id)
+    return rows[[c.name for c in line_events.columns]]
 
 
 # ---------------------------------------------------------------------------------------------

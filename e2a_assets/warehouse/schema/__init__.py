@@ -15,6 +15,7 @@ from e2a_assets.warehouse.schema.billing import (
     invoice_lines,
     invoice_sequences,
     invoices,
+    line_events,
     monthly_statements,
     note_lines,
     note_sequences,
@@ -38,6 +39,6 @@ __all__ = [
     "orders", "order_sla", "sla_metrics", "completed_orders", "CLOCKS",
     "exceptions", "exception_priorities", "exception_actions", "exception_patterns", "exception_insights",
     "billable_orders", "invoices", "invoice_lines", "invoice_sequences", "invoice_adjustments",
-    "notes", "note_lines", "note_sequences", "monthly_statements", "billing_report", "rate_card_versions",
+    "notes", "note_lines", "note_sequences", "monthly_statements", "billing_report", "rate_card_versions", "line_events",
     "operations_summary", "alerts",
 ]  # fmt: skip

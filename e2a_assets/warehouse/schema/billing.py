@@ -1,5 +1,5 @@
-"""The billing tables. `invoices`, `invoice_lines`, `invoice_adjustments`, `notes`, `note_lines` and
-`rate_card_versions` are the ledger (inserted once, never rewritten: see warehouse/ledger.py); the others are derived
+"""The billing tables. `invoices`, `invoice_lines`, `invoice_adjustments`, `notes`, `note_lines`,
+`rate_card_versions` and `line_events` are the ledger (inserted once, never rewritten: see warehouse/ledger.py); the others are derived
 per partition.
 """
 
@@ -211,6 +211,33 @@ note_sequences = Table(
     Column("last_seq", Integer, nullable=False, default=0),
     Column("updated_at", TS),
     PrimaryKeyConstraint("tenant", "kind", "note_month", name="pk_note_sequences"),
+)
+
+# Row-level lineage (issue 11 item 2, docs/rules/lineage.md): one row per (document line,
+# contributing event, role). A ledger like the documents it explains: written in the transaction
+# that issues the document, never changed. `document_kind` is `invoice` (document_number = the
+# invoice number, line_no = its line), `adjustment` (the adjustment id; line_no = the line of the
+# recomputed pricing the events add to) or `note` (a credit/debit note's number and line).
+line_events = Table(
+    "line_events",
+    metadata,
+    Column("document_kind", String(16), nullable=False),
+    Column("document_number", String(128), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),  # the line kind (pick, storage, multiplier_rush, ...)
+    Column("source", String(16), nullable=False),
+    Column("event_id", String(128), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("role", String(16), nullable=False),  # counted | storage_start | storage_end | tag | completion
+    Column("rate_card_version", Integer, nullable=False),
+    Column("linked_at", TS, nullable=False),  # evaluation time of the run that wrote the document
+    Column("linked_run_id", String(64), nullable=False),
+    UniqueConstraint("document_kind", "document_number", "line_no", "tenant", "source", "event_id", "role",
+                     name="uq_line_events_link"),
+    Index("ix_line_events_event", "tenant", "source", "event_id"),
+    Index("ix_line_events_order", "tenant", "order_id"),
 )
 
 monthly_statements = Table(

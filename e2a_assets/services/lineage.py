@@ -1,0 +1,171 @@
+"""Row-level lineage over the warehouse (issue 11 item 2, docs/billing.md "Lineage"): what the
+lineage check verifies, what `e2a invoices explain` prints, and the one-time backfill of invoices
+issued before revision 0006. The rules are in `domain/lineage.py`; this module only reads and
+writes rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, and_, func, select
+
+from e2a_assets.domain.billing import EVENT_KEY, counted_events
+from e2a_assets.domain.lineage import (
+    ADJUSTMENT,
+    COUNTED,
+    COUNTED_KINDS,
+    INVOICE,
+    LINEAGE_COLUMNS,
+    line_events,
+    validate_event_links,
+    validate_line_quantities,
+)
+from e2a_assets.services.billing import known_events
+from e2a_assets.services.ledger_scope import lines_of
+from e2a_assets.warehouse import ledger, schema
+from e2a_assets.warehouse.frames import insert_frame, read_table
+
+CHUNK = 1000
+NO_LINEAGE = "no_lineage"
+
+
+def read_links(conn_or_engine: Any, kind: str, numbers: list[str]) -> pd.DataFrame:
+    """The `line_events` rows of the given documents of one kind (unique index on kind, number)."""
+    c = schema.line_events.c
+    numbers = sorted(set(numbers))
+    parts = [read_table(conn_or_engine, schema.line_events, [c.document_kind == kind, c.document_number.in_(numbers[i : i + CHUNK])])
+             for i in range(0, len(numbers), CHUNK)]  # fmt: skip
+    if not parts:
+        return read_table(conn_or_engine, schema.line_events, [c.document_number.is_(None)])
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _adjustment_links(engine: Engine, book: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Lineage of the book's adjustments known at `as_of` that still stand (not superseded)."""
+    adjustments = ledger.read_adjustments_for(engine, book)
+    standing = adjustments[(adjustments["created_at"] <= as_of) & (adjustments["status"] != ledger.SUPERSEDED)]
+    return read_links(engine, ADJUSTMENT, list(standing["adjustment_id"]))
+
+
+def lineage_problems(engine: Engine, book: pd.DataFrame, first: dt.date, last: dt.date,
+                     as_of: pd.Timestamp) -> tuple[pd.DataFrame, int]:
+    """Offending lines and events of the invoices `book` (of cohort days [first, last], issued by
+    `as_of`): invoices without lineage, lines whose quantity is not their counted events or that
+    lack a link, events that should be on the invoice (counted, occurred by its issue) linked to no
+    line, events linked to more than one line (invoice lines and standing adjustments), links to
+    events that do not exist. Returns (offenders, links checked)."""
+    cols = ["tenant", "order_id", "invoice_number", "line_no", "kind", "quantity", "linked_events", "source", "event_id",
+            "event_type", "problem"]  # fmt: skip
+    numbers = list(book["invoice_number"])
+    links = read_links(engine, INVOICE, numbers)
+    links = links[links["linked_at"] <= as_of].rename(columns={"document_number": "invoice_number"})
+    bare = book[~book["invoice_number"].isin(set(links["invoice_number"]))].assign(problem=NO_LINEAGE)
+    judged = book[book["invoice_number"].isin(set(links["invoice_number"]))]
+    lines = lines_of(engine, list(judged["invoice_number"]), ["tenant", "order_id", "invoice_number", "line_no", "kind",
+                                                             "quantity"])  # fmt: skip
+    found = [bare.reindex(columns=cols), validate_line_quantities(lines, links).reindex(columns=cols)]
+
+    events = known_events(engine, first, last, as_of)
+    known = counted_events(events)
+    issued = judged[["tenant", "order_id", "invoice_number", "issued_at"]]
+    at_issue = events.merge(issued, on=["tenant", "order_id"])
+    at_issue = at_issue[at_issue["occurred_at"] <= at_issue["issued_at"]]
+    expected = counted_events(at_issue).merge(issued[["tenant", "order_id", "invoice_number"]], on=["tenant", "order_id"])
+    counted = pd.concat([links.rename(columns={"invoice_number": "document_number"}),
+                         _adjustment_links(engine, judged, as_of)], ignore_index=True)  # fmt: skip
+    counted = counted[counted["role"].eq(COUNTED)]
+    found.append(validate_event_links(expected, counted, known).reindex(columns=cols))
+    parts = [p for p in found if len(p)]
+    offenders = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    return offenders, len(links)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backfill of invoices issued before revision 0006
+
+
+def invoices_without_lineage(engine: Engine, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """Invoices of cohort days [first, last] that have no `line_events` row."""
+    book = ledger.read_invoices(engine, first=first, last=last)
+    if book.empty:
+        return book
+    linked = read_links(engine, INVOICE, list(book["invoice_number"]))
+    return book[~book["invoice_number"].isin(set(linked["document_number"]))].reset_index(drop=True)
+
+
+def derive_invoice_lineage(events: pd.DataFrame, book: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """Lineage of issued invoices from the events (docs/rules/lineage.md, "Backfill"): the events
+    that had occurred by each invoice's `issued_at`, linked by the domain rules to the stored lines;
+    a per-event line keeps its first `quantity` events in time order (an event delivered after the
+    issue that occurred before it is then left for the adjustments). Adds `invoice_number`."""
+    at_issue = events.merge(book[["tenant", "order_id", "issued_at"]], on=["tenant", "order_id"])
+    at_issue = at_issue[at_issue["occurred_at"] <= at_issue["issued_at"]].drop(columns="issued_at")
+    links = line_events(at_issue, book[["tenant", "order_id", "billable_basis"]], lines)
+    if links.empty:
+        return links.assign(invoice_number=pd.Series(dtype=object))
+    links = links.merge(book[["tenant", "order_id", "invoice_number"]], on=["tenant", "order_id"])
+    timing = at_issue.drop_duplicates(EVENT_KEY)[[*EVENT_KEY, "occurred_at", "received_at"]]
+    links = links.merge(timing, how="left", on=EVENT_KEY).sort_values(
+        ["invoice_number", "line_no", "occurred_at", "received_at", "event_id"], kind="mergesort")
+    rank = links.groupby(["invoice_number", "line_no", "role"]).cumcount()
+    quantity = links[["invoice_number", "line_no"]].merge(
+        lines[["invoice_number", "line_no", "quantity"]], how="left", on=["invoice_number", "line_no"])["quantity"]
+    per_event = links["kind"].isin(list(COUNTED_KINDS)).to_numpy() & links["role"].eq(COUNTED).to_numpy()
+    keep = ~per_event | (rank.to_numpy() < quantity.fillna(0).astype(np.int64).to_numpy())
+    return links[keep][[*LINEAGE_COLUMNS, "invoice_number"]].reset_index(drop=True)
+
+
+def backfill_lineage(engine: Engine, first: dt.date, last: dt.date, run_id: str,
+                     stamp: pd.Timestamp) -> tuple[int, int]:
+    """Write the lineage of the invoices of cohort days [first, last] that have none; returns
+    (invoices, links) written. Each invoice's rows go in at once, never next to existing rows."""
+    book = invoices_without_lineage(engine, first, last)
+    if book.empty:
+        return 0, 0
+    lines = lines_of(engine, list(book["invoice_number"]), [c.name for c in schema.invoice_lines.columns])
+    links = derive_invoice_lineage(known_events(engine, first, last, stamp), book, lines)
+    with engine.begin() as conn:
+        # Another backfill may have written some meanwhile: only invoices still without rows.
+        again = read_links(conn, INVOICE, list(book["invoice_number"]))
+        links = links[~links["invoice_number"].isin(set(again["document_number"]))]
+        insert_frame(conn, schema.line_events, ledger.link_rows(links, INVOICE, links["invoice_number"], stamp, run_id))
+    return int(links["invoice_number"].nunique()), len(links)
+
+
+# ---------------------------------------------------------------------------------------------
+# `e2a invoices explain`
+
+
+def explain_invoice(engine: Engine, number: str) -> dict[str, pd.DataFrame] | None:
+    """Everything `e2a invoices explain` prints for one invoice number, None when unknown:
+    invoice, lines, their links with each event's delivery (received_at, source, type, id),
+    adjustments and their links."""
+    inv = read_table(engine, schema.invoices, [schema.invoices.c.invoice_number == number])
+    if inv.empty:
+        return None
+    lines = read_table(engine, schema.invoice_lines, [schema.invoice_lines.c.invoice_number == number])
+    adjustments = ledger.read_adjustments_for(engine, inv).sort_values("adjustment_id")
+    links = pd.concat([read_links(engine, INVOICE, [number]),
+                       read_links(engine, ADJUSTMENT, list(adjustments["adjustment_id"]))], ignore_index=True)  # fmt: skip
+    return {"invoice": inv, "lines": lines.sort_values("line_no"), "adjustments": adjustments,
+            "links": _with_deliveries(engine, links)}  # fmt: skip
+
+
+def _with_deliveries(engine: Engine, links: pd.DataFrame) -> pd.DataFrame:
+    """`links` with each event's `received_at` (first accepted delivery, from the event log) and
+    `occurred_at`."""
+    log = schema.event_log.c
+    if links.empty:
+        return links.assign(received_at=pd.Series(dtype=object), occurred_at=pd.Series(dtype=object))
+    tenant = links["tenant"].iloc[0]
+    stmt = (select(log.source, log.event_id, func.min(log.received_at).label("received_at"),
+                   func.min(log.occurred_at).label("occurred_at"))
+            .where(and_(log.tenant == tenant, log.event_id.in_(sorted(set(links["event_id"])))))
+            .group_by(log.source, log.event_id))  # fmt: skip
+    with engine.connect() as conn:
+        seen = pd.DataFrame(conn.execute(stmt).all(), columns=["source", "event_id", "received_at", "occurred_at"])
+    return links.merge(seen, how="left", on=["source", "event_id"])
