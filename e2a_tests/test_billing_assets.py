@@ -221,6 +221,11 @@ def test_late_return_creates_one_recalculation_adjustment(warehouse_url, tmp_pat
         "DEMO-3PL-202508-0001-A01", "DEMO-3PL-202508-0001", 250, "debit", "AUTO_APPLIED", "RECALCULATION")
     assert row["issued_cents"] == 70 and row["recomputed_cents"] == 320
     assert row["adjustment_date"] == dt.date(2025, 9, 6)
+    # Its lineage: the late return, on the returns line of the order's pricing again.
+    links = read_table(engine, schema.line_events)
+    adj_links = links[links["document_kind"] == "adjustment"]
+    assert list(zip(adj_links["document_number"], adj_links["kind"], adj_links["event_id"], adj_links["role"])) == [
+        ("DEMO-3PL-202508-0001-A01", "returns", "r-1001-1", "counted")]
     meta = {m.asset_key.to_user_string(): m.materialization.metadata for m in result.get_asset_materialization_events()}
     assert meta["invoice_adjustments"]["adjustments_cents"].value == 250
     assert ledger_rows(engine).set_index("order_id").loc["1001", "amount_cents"] == 70  # the invoice never changes
@@ -261,6 +266,11 @@ def test_large_delta_waits_for_review_and_is_superseded(warehouse_url, tmp_path)
         ("DEMO-3PL-202508-0002-A01", 2500, "SUPERSEDED", ""),
         ("DEMO-3PL-202508-0002-A02", 3000, "PENDING_REVIEW", "DEMO-3PL-202508-0002-A01"),
     ]
+    # The superseding adjustment links every return it asks for again; the superseded one keeps its five.
+    links = read_table(engine, schema.line_events)
+    returns = links[(links["document_kind"] == "adjustment") & (links["kind"] == "returns")]
+    assert returns.groupby("document_number").size().to_dict() == {
+        "DEMO-3PL-202508-0002-A01": 5, "DEMO-3PL-202508-0002-A02": 6}
     assert ledger.review_adjustment(engine, "DEMO-3PL-202508-0002-A01", True, "qa", dt.datetime(2025, 9, 9, tzinfo=dt.timezone.utc)) is False
     assert ledger.review_adjustment(engine, "DEMO-3PL-202508-0002-A02", True, "qa", dt.datetime(2025, 9, 9, tzinfo=dt.timezone.utc))
     # Only the approved one is a note (DOMAIN §8.2): pending and superseded ones never were.

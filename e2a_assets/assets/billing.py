@@ -26,6 +26,7 @@ from e2a_assets.partitions import days_between, monthly_partitions
 from e2a_assets.resources import ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.services import billing_reads as reads
 from e2a_assets.services.billing import close_and_build_statements, lines_lineage, recompute_billable, reprice_invoiced
+from e2a_assets.services.lineage import adjustment_lineage
 from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.frames import read_days, replace_partition
 
@@ -112,7 +113,8 @@ def invoice_adjustments(
     def step(first, last):  # noqa: ANN001, ANN202
         issued = ledger.read_invoices(engine, first=first, last=last)
         # Priced again with the rate card version recorded on each invoice, never a later one.
-        recomputed = reprice_invoiced(read_days(engine, schema.billable_orders, "cohort_day", first, last), issued, registry)
+        stored = read_days(engine, schema.billable_orders, "cohort_day", first, last)
+        recomputed = reprice_invoiced(stored, issued, registry)
         existing = ledger.read_adjustments_for(engine, issued)
         # A run evaluated "in the past" (a backfill with an older as_of) must not correct later entries.
         later = issued.loc[issued["issued_at"] > as_of, ["invoice_number", "cohort_day"]]
@@ -124,7 +126,9 @@ def invoice_adjustments(
         skipped = set(later["invoice_number"]) | set(damaged["invoice_number"])
         candidates = issued[~issued["invoice_number"].isin(skipped)]
         new = compute_adjustments(candidates, recomputed, existing, registry, as_of)
-        ledger.record_adjustments(engine, new, issued[["tenant", "invoice_number", "cohort_day"]], run_id)
+        # The late events each adjustment is for, written with it (row-level lineage).
+        links = adjustment_lineage(engine, first, last, as_of, stored, issued, existing, new, registry)
+        ledger.record_adjustments(engine, new, issued[["tenant", "invoice_number", "cohort_day"]], run_id, links)
         if len(new) and "cohort_day" not in new.columns:
             new = new.merge(issued[["invoice_number", "cohort_day"]], on="invoice_number", how="left")
         return {"new": new, "later": later, "damaged": damaged}

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, and_, func, select
 
-from e2a_assets.domain.billing import EVENT_KEY, counted_events
+from e2a_assets.domain.billing import EVENT_KEY, PRICE_COLUMNS, counted_events, price_orders
 from e2a_assets.domain.lineage import (
     ADJUSTMENT,
     COUNTED,
@@ -21,10 +21,13 @@ from e2a_assets.domain.lineage import (
     INVOICE,
     LINEAGE_COLUMNS,
     line_events,
+    new_links,
     validate_event_links,
     validate_line_quantities,
 )
-from e2a_assets.services.billing import known_events
+from e2a_assets.domain.policies import TenantRegistry
+from e2a_assets.domain.statements import REJECTED
+from e2a_assets.services.billing import known_events, lines_lineage
 from e2a_assets.services.ledger_scope import lines_of
 from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.frames import insert_frame, read_table
@@ -44,11 +47,39 @@ def read_links(conn_or_engine: Any, kind: str, numbers: list[str]) -> pd.DataFra
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
+def standing(adjustments: pd.DataFrame) -> pd.DataFrame:
+    """The adjustments whose events count as billed by them: not superseded (a later adjustment
+    asks for its delta again) and not rejected (the next recalculation asks for it again)."""
+    return adjustments[~adjustments["status"].isin([ledger.SUPERSEDED, REJECTED])]
+
+
 def _adjustment_links(engine: Engine, book: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Lineage of the book's adjustments known at `as_of` that still stand (not superseded)."""
+    """Lineage of the book's standing adjustments known at `as_of`."""
     adjustments = ledger.read_adjustments_for(engine, book)
-    standing = adjustments[(adjustments["created_at"] <= as_of) & (adjustments["status"] != ledger.SUPERSEDED)]
-    return read_links(engine, ADJUSTMENT, list(standing["adjustment_id"]))
+    return read_links(engine, ADJUSTMENT, list(standing(adjustments[adjustments["created_at"] <= as_of])["adjustment_id"]))
+
+
+def adjustment_lineage(engine: Engine, first: dt.date, last: dt.date, as_of: pd.Timestamp, stored: pd.DataFrame,
+                       issued: pd.DataFrame, existing: pd.DataFrame, new: pd.DataFrame,
+                       registry: TenantRegistry) -> pd.DataFrame:
+    """The lineage of `new` recalculation adjustments (of invoices `issued`, cohort days [first,
+    last]): the links of the order's pricing again (`stored` billable orders, the invoice's rate
+    card version, the events known at `as_of`) that neither the invoice nor a standing adjustment
+    has - the late events the delta is for. Adjustments `new` supersedes do not count. Adds
+    `adjustment_id`; `line_no` is the line of the recomputed pricing the events add to."""
+    if new is None or new.empty:
+        return pd.DataFrame(columns=[*LINEAGE_COLUMNS, "adjustment_id"])
+    invoiced = stored.drop(columns=[*PRICE_COLUMNS, "as_of"], errors="ignore").merge(
+        issued.loc[issued["invoice_number"].isin(set(new["invoice_number"])), ["tenant", "order_id", "rate_card_version"]],
+        how="inner", on=["tenant", "order_id"])  # fmt: skip
+    _, lines = price_orders(invoiced, registry)
+    recomputed = lines_lineage(engine, first, last, as_of, invoiced, lines)
+    replaced = {old for ids in new["supersedes"] for old in str(ids).split(",") if old}
+    kept = standing(existing[~existing["adjustment_id"].isin(replaced)]) if len(existing) else existing
+    linked = pd.concat([read_links(engine, INVOICE, list(new["invoice_number"])),
+                        read_links(engine, ADJUSTMENT, list(kept["adjustment_id"]) if len(kept) else [])])  # fmt: skip
+    added = new_links(recomputed, linked)
+    return added.merge(new[["tenant", "order_id", "adjustment_id"]], on=["tenant", "order_id"])
 
 
 def lineage_problems(engine: Engine, book: pd.DataFrame, first: dt.date, last: dt.date,

@@ -36,7 +36,7 @@ from sqlalchemy import Engine, Table, and_, bindparam, func, select, tuple_, upd
 from sqlalchemy.engine import Connection
 
 from e2a_assets.domain.billing import plan_invoice_numbers
-from e2a_assets.domain.lineage import INVOICE
+from e2a_assets.domain.lineage import ADJUSTMENT, INVOICE
 from e2a_assets.domain.notes import MONTH_CLOSE_REASONS, NOTE_KINDS, adjustment_notes, month_close_notes, plan_note_numbers
 from e2a_assets.domain.policies import TenantRegistry
 from e2a_assets.domain.rate_cards import RateCardChanged, changed_versions, version_records
@@ -56,6 +56,7 @@ from e2a_assets.warehouse.schema import (
 )
 
 SUPERSEDED = "SUPERSEDED"
+LINK_KEY = ["document_kind", "document_number", "line_no", "tenant", "source", "event_id", "role"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,9 +167,11 @@ def issue_invoices(
     return rows.reset_index(drop=True), issued_lines.reset_index(drop=True)
 
 
-def link_rows(links: pd.DataFrame, kind: str, numbers: pd.Series, stamp: pd.Timestamp, run_id: str) -> pd.DataFrame:
-    """`line_events` rows for `lineage.py::line_events` rows of documents of one kind."""
-    rows = links.assign(document_kind=kind, document_number=numbers.to_numpy(), linked_at=stamp, linked_run_id=run_id)
+def link_rows(links: pd.DataFrame, kind: str, numbers: pd.Series, stamp: Any, run_id: str) -> pd.DataFrame:
+    """`line_events` rows for `lineage.py::line_events` rows of documents of one kind (`stamp`: one
+    time, or one per row)."""
+    stamps = stamp.to_numpy() if isinstance(stamp, pd.Series) else stamp
+    rows = links.assign(document_kind=kind, document_number=numbers.to_numpy(), linked_at=stamps, linked_run_id=run_id)
     return rows[[c.name for c in line_events.columns]]
 
 
@@ -356,12 +359,14 @@ def read_notes(conn_or_engine: Any, first: dt.date | None = None, last: dt.date 
 # Adjustments
 
 
-def record_adjustments(engine: Engine, new: pd.DataFrame, cohort_days: pd.DataFrame, run_id: str) -> int:
+def record_adjustments(engine: Engine, new: pd.DataFrame, cohort_days: pd.DataFrame, run_id: str,
+                       lineage: pd.DataFrame | None = None) -> int:
     """Insert new RECALCULATION adjustments, mark the pending ones they supersede, and issue the
     note of every applied one (same transaction).
 
     `cohort_days` maps (tenant, invoice_number) to the invoice's cohort day. Inserted once per
     `adjustment_id`; only PENDING_REVIEW rows are ever marked SUPERSEDED (never applied ones).
+    `lineage` (with `adjustment_id`) goes into `line_events` in the same transaction, once per link.
     """
     if new is None or new.empty:
         return 0
@@ -369,6 +374,10 @@ def record_adjustments(engine: Engine, new: pd.DataFrame, cohort_days: pd.DataFr
     rows["created_run_id"] = run_id
     with engine.begin() as conn:
         written = insert_new(conn, invoice_adjustments, rows, ["adjustment_id"])
+        if lineage is not None and len(lineage):
+            links = lineage.merge(rows[["adjustment_id", "created_at"]], on="adjustment_id")
+            links = link_rows(links, ADJUSTMENT, links["adjustment_id"], links["created_at"], run_id)
+            insert_new(conn, line_events, links, LINK_KEY)
         stale = [(old, new_id) for new_id, ids in zip(rows["adjustment_id"], rows["supersedes"]) for old in ids.split(",") if old]
         if stale:
             conn.execute(
