@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 from e2a_assets.domain.policies import PolicyError
 from e2a_assets.cli.db import db, prepared_warehouse
 from e2a_assets.cli.instance import E2AError, dagster_home, prepared_dagster_home
+from e2a_assets.cli import lineage as lineage_commands
 from e2a_assets.cli.tenants import tenants
 from e2a_assets.warehouse.migrate import MigrationError
 from e2a_assets.settings import PROJECT_ROOT, Settings
@@ -310,7 +311,7 @@ cli.add_command(tenants)
 
 @cli.group()
 def invoices() -> None:
-    """The invoice ledger: exports and adjustment reviews."""
+    """The invoice ledger: exports, adjustment reviews and row-level lineage."""
 
 
 @invoices.command("export")
@@ -361,6 +362,10 @@ def review_adjustment_command(adjustment_id: str, approve: bool, reviewer: str) 
         write_note_documents(settings.invoice_dir, issued, settings.registry())
         note = f"; note {issued['note_number'].iloc[0]} issued"
     click.echo(f"{adjustment_id}: {'APPROVED' if approve else 'REJECTED'} by {reviewer}{note}")
+
+
+invoices.add_command(lineage_commands.explain)
+invoices.add_command(lineage_commands.lineage)
 
 
 def _first_line(exc: BaseException) -> str:

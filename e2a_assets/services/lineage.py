@@ -93,7 +93,8 @@ def lineage_problems(engine: Engine, book: pd.DataFrame, first: dt.date, last: d
             "event_type", "problem"]  # fmt: skip
     numbers = list(book["invoice_number"])
     links = read_links(engine, INVOICE, numbers)
-    links = links[links["linked_at"] <= as_of].rename(columns={"document_number": "invoice_number"})
+    # An invoice's links belong to it whenever they were written (a backfill writes them later).
+    links = links.rename(columns={"document_number": "invoice_number"})
     bare = book[~book["invoice_number"].isin(set(links["invoice_number"]))].assign(problem=NO_LINEAGE)
     judged = book[book["invoice_number"].isin(set(links["invoice_number"]))]
     lines = lines_of(engine, list(judged["invoice_number"]), ["tenant", "order_id", "invoice_number", "line_no", "kind",
