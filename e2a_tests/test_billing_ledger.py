@@ -231,7 +231,8 @@ def test_definitions_load_with_billing(defs):
             "billing_report"} <= keys  # fmt: skip
     checks = {c.name for c in graph.asset_check_keys if c.asset_key == dg.AssetKey("invoices")}
     assert checks == {"invoice_amounts_match_events", "invoice_numbers_unique_and_gapless",
-                      "one_invoice_per_billable_order", "invoice_due_dates", "invoice_amounts_non_negative"}  # fmt: skip
+                      "one_invoice_per_billable_order", "invoice_due_dates", "invoice_amounts_non_negative",
+                      "invoice_lines_match_their_events"}  # fmt: skip
     assert "invoice_documents" in defs.resources
 
 
