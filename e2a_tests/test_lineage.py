@@ -74,10 +74,10 @@ def test_backfill_derives_what_issuing_wrote(issued, warehouse_url, tmp_path, ca
     main(["invoices", "lineage"])
     assert capsys.readouterr().out.strip() == "4 invoice(s) without lineage: run `e2a invoices lineage --backfill`"
     main(["invoices", "lineage", "--backfill"])
-    assert capsys.readouterr().out.strip() == f"backfilled the lineage of 4 invoice(s): {len(written)} link(s)"
+    assert capsys.readouterr().out.strip() == f"backfilled the lineage of 4 document(s) (invoices and adjustments): {len(written)} link(s)"
     pd.testing.assert_frame_equal(links_of(issued), written)
     main(["invoices", "lineage", "--backfill"])  # once per invoice
-    assert capsys.readouterr().out.strip() == "backfilled the lineage of 0 invoice(s): 0 link(s)"
+    assert capsys.readouterr().out.strip() == "backfilled the lineage of 0 document(s) (invoices and adjustments): 0 link(s)"
     result = run(warehouse_url, tmp_path, as_of="2025-09-03T12:00:00+00:00")
     assert check_results(result)[CHECK].passed
 

@@ -19,7 +19,8 @@ from sqlalchemy.engine import make_url
 
 from e2a_assets.assets import ingestion
 from e2a_assets.definitions import build_resources
-from e2a_assets.warehouse import migrate, schema
+from e2a_assets.services.lineage import lineage_problems
+from e2a_assets.warehouse import ledger, migrate, schema
 from e2a_assets.warehouse.engine import make_engine, sqlite_url
 from e2a_tests.conftest import throwaway_database
 from e2a_tests.factories import settings_for
@@ -220,6 +221,23 @@ def test_a_warehouse_made_by_the_previous_main_is_upgraded_without_losing_a_row(
         first_issue = before["invoices"].groupby("tenant")["issued_at"].min()
         assert [pd.Timestamp(v) for v in cards["first_used_at"]] == [pd.Timestamp(first_issue[t]) for t in cards["tenant"]]
         assert cards["fingerprint"].isna().all()  # filled from the registry on its first load
+        # Revision 0006: no lineage for what was issued before; the backfill derives it (invoices and
+        # the adjustment) and the lineage rules hold on the old ledger (every line accounted for,
+        # every billable event once: the return delivered after its invoice is the adjustment's).
+        assert after["line_events"].empty
+        done = e2a("invoices", "lineage", "--backfill", database_url=url, tmp_path=tmp_path)
+        assert done.returncode == 0, done.stderr
+        documents = len(before["invoices"]) + len(before["invoice_adjustments"])
+        assert done.stdout.startswith(f"backfilled the lineage of {documents} document(s) (invoices and adjustments): ")
+        engine = make_engine(url)
+        first, last = ledger.cohort_day_span(engine)
+        problems, linked = lineage_problems(engine, ledger.read_invoices(engine), first, last, pd.Timestamp.now(tz="UTC"))
+        assert problems.empty, problems
+        links = every_row(url)["line_events"]
+        adjusted = links[links["document_kind"] == "adjustment"]
+        assert list(zip(adjusted["document_number"], adjusted["event_type"])) == [
+            (before["invoice_adjustments"]["adjustment_id"].iloc[0], "return_received")]
+        assert f": {len(links)} link(s)" in done.stdout and linked == len(links) - 1 > len(before["invoice_lines"])
         assert migrate.current_revision(make_engine(url)) == HEAD
         assert schema_differences(url) == []
         # Revision 0006: its one applied adjustment (a late return, +250) is now a debit note.

@@ -84,11 +84,13 @@ def explain(number: str) -> None:
 @click.option("--backfill", is_flag=True, help="Derive and write the lineage of invoices that have none.")
 def lineage(backfill: bool) -> None:
     """How many invoices have no row-level lineage (issued before revision 0006); with
-    --backfill, derive it from the events and write it (once per invoice)."""
+    --backfill, derive it from the events and write it, for invoices and their adjustments (once
+    per document)."""
     from e2a_assets.services.lineage import backfill_lineage, invoices_without_lineage
     from e2a_assets.warehouse.ledger import cohort_day_span
 
     settings = Settings.from_env()
+    registry = settings.registry()
     engine = prepared_warehouse(settings)
     span = cohort_day_span(engine)
     chunks = list(day_chunks(span[0], span[1], settings.chunk_days)) if span else []
@@ -99,6 +101,6 @@ def lineage(backfill: bool) -> None:
     stamp = pd.Timestamp(dt.datetime.now(dt.timezone.utc))
     invoices = links = 0
     for first, last in chunks:
-        done, written = backfill_lineage(engine, first, last, BACKFILL_RUN_ID, stamp)
+        done, written = backfill_lineage(engine, first, last, registry, BACKFILL_RUN_ID, stamp)
         invoices, links = invoices + done, links + written
-    click.echo(f"backfilled the lineage of {invoices} invoice(s): {links} link(s)")
+    click.echo(f"backfilled the lineage of {invoices} document(s) (invoices and adjustments): {links} link(s)")

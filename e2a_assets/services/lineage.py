@@ -30,7 +30,7 @@ from e2a_assets.domain.statements import REJECTED
 from e2a_assets.services.billing import known_events, lines_lineage
 from e2a_assets.services.ledger_scope import lines_of
 from e2a_assets.warehouse import ledger, schema
-from e2a_assets.warehouse.frames import insert_frame, read_table
+from e2a_assets.warehouse.frames import insert_frame, read_days, read_table
 
 CHUNK = 1000
 NO_LINEAGE = "no_lineage"
@@ -151,21 +151,69 @@ def derive_invoice_lineage(events: pd.DataFrame, book: pd.DataFrame, lines: pd.D
     return links[keep][[*LINEAGE_COLUMNS, "invoice_number"]].reset_index(drop=True)
 
 
-def backfill_lineage(engine: Engine, first: dt.date, last: dt.date, run_id: str,
+def derive_adjustment_lineage(events: pd.DataFrame, billable: pd.DataFrame, book: pd.DataFrame,
+                              adjustments: pd.DataFrame, links: pd.DataFrame,
+                              registry: TenantRegistry) -> pd.DataFrame:
+    """Lineage of recalculation adjustments recorded without one (before revision 0006), as the
+    asset writes it (`adjustment_lineage`): per adjustment, in `adjustment_seq` order, the links of
+    the order priced again (stored `billable` row, the invoice's rate card version) over the events
+    that had occurred by its `created_at`, less those of the invoice and of the earlier standing
+    adjustments. `links`: the existing `line_events` rows of `book`'s invoices and adjustments.
+    Adds `adjustment_id`."""
+    cols = [*LINEAGE_COLUMNS, "adjustment_id"]
+    if adjustments.empty:
+        return pd.DataFrame(columns=cols)
+    orders = adjustments[["tenant", "order_id"]].drop_duplicates()
+    invoiced = billable.drop(columns=[*PRICE_COLUMNS, "as_of"], errors="ignore").merge(orders, on=["tenant", "order_id"])
+    invoiced = invoiced.merge(book[["tenant", "order_id", "rate_card_version"]], on=["tenant", "order_id"])
+    _, lines = price_orders(invoiced, registry)
+    seen = links.assign(_seq=0)
+    seqs = adjustments.set_index("adjustment_id")["adjustment_seq"]
+    seen["_seq"] = seen["document_number"].map(seqs).fillna(0).astype(np.int64)
+    added = []
+    for seq in sorted(set(adjustments["adjustment_seq"].astype(int))):  # a handful of rounds, never per order
+        now = adjustments[adjustments["adjustment_seq"].astype(int) == seq]
+        at = events.merge(now[["tenant", "order_id", "created_at"]], on=["tenant", "order_id"])
+        at = at[at["occurred_at"] <= at["created_at"]].drop(columns="created_at")
+        recomputed = line_events(at, invoiced, lines.merge(now[["tenant", "order_id"]], on=["tenant", "order_id"]))
+        kept = standing(adjustments[adjustments["adjustment_seq"].astype(int) < seq])
+        earlier = seen[(seen["document_kind"] == INVOICE) | seen["document_number"].isin(set(kept["adjustment_id"]))]
+        fresh = new_links(recomputed, earlier).merge(now[["tenant", "order_id", "adjustment_id"]], on=["tenant", "order_id"])
+        added.append(fresh)
+        seen = pd.concat([seen, fresh.assign(document_kind=ADJUSTMENT, document_number=fresh["adjustment_id"], _seq=seq)],
+                         ignore_index=True)  # fmt: skip
+    out = pd.concat(added, ignore_index=True)
+    return out[cols] if len(out) else pd.DataFrame(columns=cols)
+
+
+def backfill_lineage(engine: Engine, first: dt.date, last: dt.date, registry: TenantRegistry, run_id: str,
                      stamp: pd.Timestamp) -> tuple[int, int]:
-    """Write the lineage of the invoices of cohort days [first, last] that have none; returns
-    (invoices, links) written. Each invoice's rows go in at once, never next to existing rows."""
-    book = invoices_without_lineage(engine, first, last)
+    """Write the lineage of the invoices of cohort days [first, last] that have none, then of their
+    adjustments that have none; returns (documents, links) written. Each document's rows go in
+    at once, never next to existing rows, so a second backfill writes nothing."""
+    book = ledger.read_invoices(engine, first=first, last=last)
     if book.empty:
         return 0, 0
-    lines = lines_of(engine, list(book["invoice_number"]), [c.name for c in schema.invoice_lines.columns])
-    links = derive_invoice_lineage(known_events(engine, first, last, stamp), book, lines)
+    events = known_events(engine, first, last, stamp)
+    bare = invoices_without_lineage(engine, first, last)
+    lines = lines_of(engine, list(bare["invoice_number"]), [c.name for c in schema.invoice_lines.columns])
+    invoice_links = derive_invoice_lineage(events, bare, lines)
+    adjustments = ledger.read_adjustments_for(engine, book)
+    billable = read_days(engine, schema.billable_orders, "cohort_day", first, last)
     with engine.begin() as conn:
-        # Another backfill may have written some meanwhile: only invoices still without rows.
-        again = read_links(conn, INVOICE, list(book["invoice_number"]))
-        links = links[~links["invoice_number"].isin(set(again["document_number"]))]
-        insert_frame(conn, schema.line_events, ledger.link_rows(links, INVOICE, links["invoice_number"], stamp, run_id))
-    return int(links["invoice_number"].nunique()), len(links)
+        # Another backfill may have written some meanwhile: only documents still without rows.
+        again = read_links(conn, INVOICE, list(bare["invoice_number"]))
+        invoice_links = invoice_links[~invoice_links["invoice_number"].isin(set(again["document_number"]))]
+        insert_frame(conn, schema.line_events,
+                     ledger.link_rows(invoice_links, INVOICE, invoice_links["invoice_number"], stamp, run_id))  # fmt: skip
+        existing = pd.concat([read_links(conn, INVOICE, list(book["invoice_number"])),
+                              read_links(conn, ADJUSTMENT, list(adjustments["adjustment_id"]))], ignore_index=True)  # fmt: skip
+        todo = adjustments[~adjustments["adjustment_id"].isin(set(existing["document_number"]))]
+        adjustment_links = derive_adjustment_lineage(events, billable, book, todo, existing, registry)
+        insert_frame(conn, schema.line_events, ledger.link_rows(
+            adjustment_links, ADJUSTMENT, adjustment_links["adjustment_id"], stamp, run_id))  # fmt: skip
+    documents = invoice_links["invoice_number"].nunique() + adjustment_links["adjustment_id"].nunique()
+    return int(documents), len(invoice_links) + len(adjustment_links)
 
 
 # ---------------------------------------------------------------------------------------------
