@@ -16,6 +16,7 @@ from e2a_assets.domain.lineage import (
     STORAGE_END,
     STORAGE_START,
     TAG,
+    UNKNOWN_EVENT,
     UNLINKED_EVENT,
     line_events,
     new_links,
@@ -125,6 +126,12 @@ def test_event_links_unlinked_and_twice():
     problems = validate_event_links(expected, links)
     assert sorted(zip(problems["event_id"], problems["problem"])) == [("a", LINKED_TWICE), ("b", UNLINKED_EVENT)]
     assert validate_event_links(expected[:1], links[:1]).empty
+    # With every counted event there is: a link to an event that does not exist is reported.
+    known = expected.assign(kind="pick")
+    stray = links.assign(order_id="o", event_type="pick_completed")
+    problems = validate_event_links(expected, stray, known)
+    assert sorted(zip(problems["event_id"], problems["problem"])) == [
+        ("a", LINKED_TWICE), ("b", UNLINKED_EVENT), ("c", UNKNOWN_EVENT)]
 
 
 def test_a_late_event_is_a_new_link_of_the_recalculation(registry):

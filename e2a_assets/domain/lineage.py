@@ -129,12 +129,10 @@ def validate_line_quantities(lines: pd.DataFrame, lineage: pd.DataFrame) -> pd.D
     per_event = out["kind"].isin(list(COUNTED_KINDS))
     wrong = per_event & (out["linked_events"] != out["quantity"].astype(np.int64))
     problems = [out[wrong.to_numpy()].assign(problem=QUANTITY_MISMATCH)]
-    have = set(zip(lineage["invoice_number"], lineage["line_no"].astype(np.int64), lineage["role"]))
-    for kind, roles in REQUIRED_ROLES.items():  # loop over the fixed line kinds
-        of_kind = out[out["kind"].eq(kind).to_numpy()]
-        for role in roles:
-            lacking = [(n, int(l), role) not in have for n, l in zip(of_kind["invoice_number"], of_kind["line_no"])]
-            problems.append(of_kind[lacking].assign(problem=MISSING_LINK))
+    required = pd.DataFrame([(k, r) for k, roles in REQUIRED_ROLES.items() for r in roles], columns=["kind", "role"])
+    have = lineage[[*doc, "role"]].drop_duplicates().astype({"line_no": np.int64}).assign(_has=True)
+    need = out.astype({"line_no": np.int64}).merge(required, on="kind").merge(have, how="left", on=[*doc, "role"])
+    problems.append(need[need["_has"].isna()].drop_duplicates(doc).assign(problem=MISSING_LINK))
     found = [p[cols] for p in problems if len(p)]
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=cols)
 
