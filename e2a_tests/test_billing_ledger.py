@@ -13,6 +13,7 @@ from e2a_assets.documents.formatting import format_money
 from e2a_assets.cli.main import main
 from e2a_assets.definitions import build_definitions
 from e2a_assets.domain.billing import LINE_COLUMNS
+from e2a_assets.domain.lineage import LINEAGE_COLUMNS
 from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.engine import make_engine
 from e2a_assets.warehouse.frames import insert_frame, read_table
@@ -84,6 +85,33 @@ def test_issuing_twice_skips_invoiced_orders(warehouse_url):
     frame, lines = priced("demo-3pl", dt.date(2025, 9, 1), ["c"])
     sept, _ = ledger.issue_invoices(engine, frame, lines, None, "r3", AS_OF)
     assert list(sept["invoice_number"]) == ["DEMO-3PL-202509-0001"]
+
+
+def _lineage(lines: pd.DataFrame, event_id=lambda order: f"p-{order}") -> pd.DataFrame:
+    return lines.assign(source="wms", event_id=lines["order_id"].map(event_id), event_type="pick_completed",
+                        role="counted")[LINEAGE_COLUMNS]  # fmt: skip
+
+
+def test_lineage_is_written_with_its_invoice_in_one_transaction(warehouse_url):
+    engine = make_engine(warehouse_url)
+    frame, lines = priced("demo-3pl", dt.date(2025, 8, 30), ["a", "b"])
+    ledger.issue_invoices(engine, frame, lines, None, "r1", AS_OF, _lineage(lines))
+    links = read_table(engine, schema.line_events).sort_values("document_number")
+    assert list(zip(links["document_kind"], links["document_number"], links["line_no"], links["event_id"])) == [
+        ("invoice", "DEMO-3PL-202508-0001", 1, "p-a"), ("invoice", "DEMO-3PL-202508-0002", 1, "p-b")]
+    assert set(links["linked_run_id"]) == {"r1"} and [pd.Timestamp(t) for t in links["linked_at"]] == [AS_OF, AS_OF]
+    # Issuing again writes neither invoices nor links for orders already invoiced.
+    ledger.issue_invoices(engine, frame, lines, None, "r2", AS_OF, _lineage(lines, lambda o: f"other-{o}"))
+    assert len(read_table(engine, schema.line_events)) == 2
+    # A link that cannot be written takes its invoice down with it: nothing of the issue remains.
+    frame, lines = priced("demo-3pl", dt.date(2025, 8, 31), ["c"])
+    broken = _lineage(lines).assign(event_type=None)
+    with pytest.raises(Exception):
+        ledger.issue_invoices(engine, frame, lines, None, "r3", AS_OF, broken)
+    assert "c" not in set(read_table(engine, schema.invoices)["order_id"])
+    assert len(read_table(engine, schema.invoice_lines)) == 2 and len(read_table(engine, schema.line_events)) == 2
+    issued, _ = ledger.issue_invoices(engine, frame, lines, None, "r4", AS_OF, _lineage(lines))
+    assert list(issued["invoice_number"]) == ["DEMO-3PL-202508-0003"]  # the counter did not move: no gap
 
 
 def test_format_money():
