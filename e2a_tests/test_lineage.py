@@ -6,11 +6,18 @@ import pandas as pd
 import pytest
 from sqlalchemy import delete, update
 
+from e2a_assets.assets import billing
+from e2a_assets.checks import invoices as invoice_checks
 from e2a_assets.cli.main import main
+from e2a_assets.definitions import build_resources
+from e2a_assets.domain.cadence import CADENCES
+from e2a_assets.jobs import build_jobs
+from e2a_assets.resources import AS_OF_TAG
 from e2a_assets.intake.ingestor import Ingestor
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.engine import make_engine
 from e2a_assets.warehouse.frames import insert_frame, read_table
+from e2a_tests.factories import settings_for
 from e2a_tests.test_billing_assets import check_results, run, seed_day1, wms
 
 CHECK = "invoice_lines_match_their_events"
@@ -107,3 +114,25 @@ def test_the_lineage_check_fails_on_tampered_lineage(issued, warehouse_url, tmp_
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert problem in evaluation.metadata["offenders"].value
     assert "billing_report" not in {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+
+
+def test_ledger_audit_job_checks_the_lineage_of_every_day(issued, warehouse_url, tmp_path):
+    audit = next(c for c in CADENCES if c.job == "ledger_audit_job")
+    assert f"invoices:{CHECK}" in audit.checks
+    resources = build_resources(settings_for(warehouse_url, tmp_path))
+    checks = [invoice_checks.invoice_numbers_unique_and_gapless, invoice_checks.invoice_due_dates,
+              invoice_checks.invoice_amounts_non_negative, invoice_checks.invoice_lines_match_their_events]  # fmt: skip
+    defs = dg.Definitions(assets=[billing.invoices], asset_checks=checks, jobs=build_jobs([billing.invoices], [audit]),
+                          resources=resources)  # fmt: skip
+
+    def audited():
+        result = defs.resolve_job_def("ledger_audit_job").execute_in_process(
+            tags={AS_OF_TAG: "2025-09-02T12:00:00+00:00"}, raise_on_error=False)
+        return {e.check_name: e for e in result.get_asset_check_evaluations()}[CHECK]
+
+    clean = audited()
+    assert clean.passed and clean.metadata["invoices_checked"].value == 4 and clean.metadata["links_checked"].value == 41
+    with issued.begin() as conn:
+        TAMPERING["unlinked_event"](conn)
+    tampered = audited()
+    assert not tampered.passed and "DEMO-3PL-202508-0001" in tampered.metadata["offenders"].value
