@@ -5,7 +5,7 @@ line, and the rules behind the lineage asset check.
 (line, contributing event, role), vectorised over orders (loops only over the fixed line kinds):
 
 - `counted`: a per-event line (pick, pack, label, kitting, returns) links every event it counted;
-  the events come from `counted_events`, the one function the pricing counts with, so a line's
+  the events come from `billing.py::counted_events`, which the pricing counts with, so a line's
   quantity equals its number of `counted` events by construction;
 - `storage_start` / `storage_end`: a storage line links the event that fixed its start (the
   earliest `order_created`, else the order's earliest event: DOMAIN §2) and the event that fixed
