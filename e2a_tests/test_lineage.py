@@ -1,5 +1,5 @@
 """Row-level lineage on a real warehouse: `e2a invoices explain`, the backfill of invoices issued
-before revision 0006, and the lineage check on a tampered ledger (SQLite and Postgres)."""
+before revision 0007, and the lineage check on a tampered ledger (SQLite and Postgres)."""
 
 import dagster as dg
 import pandas as pd
@@ -70,7 +70,7 @@ def test_explain_prints_each_line_with_its_deliveries_and_the_adjustments(issued
 
 def test_backfill_derives_what_issuing_wrote(issued, warehouse_url, tmp_path, capsys):
     written = links_of(issued)
-    # A ledger from before revision 0006: invoices without lineage; the check says so.
+    # A ledger from before revision 0007: invoices without lineage; the check says so.
     with issued.begin() as conn:
         conn.execute(delete(schema.line_events))
     result = run(warehouse_url, tmp_path, as_of="2025-09-02T12:00:00+00:00", raise_on_error=False)

@@ -45,7 +45,7 @@ def explain_text(parts: dict[str, pd.DataFrame]) -> str:
     ]
     own = links[links["document_kind"] == "invoice"] if len(links) else links
     if own.empty:
-        out.append("  no lineage recorded (issued before revision 0006): run `e2a invoices lineage --backfill`")
+        out.append("  no lineage recorded (issued before revision 0007): run `e2a invoices lineage --backfill`")
     for line in parts["lines"].itertuples(index=False):
         out.append(f"  line {int(line.line_no)}  {line.kind:<20} {int(line.quantity)} x {money(line.unit_cents)} = "
                    f"{money(line.amount_cents)}  (rate card v{int(line.rate_card_version)})  {line.description}")  # fmt: skip
@@ -83,7 +83,7 @@ def explain(number: str) -> None:
 @click.command("lineage")
 @click.option("--backfill", is_flag=True, help="Derive and write the lineage of invoices that have none.")
 def lineage(backfill: bool) -> None:
-    """How many invoices have no row-level lineage (issued before revision 0006); with
+    """How many invoices have no row-level lineage (issued before revision 0007); with
     --backfill, derive it from the events and write it, for invoices and their adjustments (once
     per document)."""
     from e2a_assets.services.lineage import backfill_lineage, invoices_without_lineage

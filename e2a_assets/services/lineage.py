@@ -1,6 +1,6 @@
 """Row-level lineage over the warehouse (issue 11 item 2, docs/billing.md "Lineage"): what the
 lineage check verifies, what `e2a invoices explain` prints, and the one-time backfill of invoices
-issued before revision 0006. The rules are in `domain/lineage.py`; this module only reads and
+issued before revision 0007. The rules are in `domain/lineage.py`; this module only reads and
 writes rows.
 """
 
@@ -117,7 +117,7 @@ def lineage_problems(engine: Engine, book: pd.DataFrame, first: dt.date, last: d
 
 
 # ---------------------------------------------------------------------------------------------
-# Backfill of invoices issued before revision 0006
+# Backfill of invoices issued before revision 0007
 
 
 def invoices_without_lineage(engine: Engine, first: dt.date, last: dt.date) -> pd.DataFrame:
@@ -154,7 +154,7 @@ def derive_invoice_lineage(events: pd.DataFrame, book: pd.DataFrame, lines: pd.D
 def derive_adjustment_lineage(events: pd.DataFrame, billable: pd.DataFrame, book: pd.DataFrame,
                               adjustments: pd.DataFrame, links: pd.DataFrame,
                               registry: TenantRegistry) -> pd.DataFrame:
-    """Lineage of recalculation adjustments recorded without one (before revision 0006), as the
+    """Lineage of recalculation adjustments recorded without one (before revision 0007), as the
     asset writes it (`adjustment_lineage`): per adjustment, in `adjustment_seq` order, the links of
     the order priced again (stored `billable` row, the invoice's rate card version) over the events
     that had occurred by its `created_at`, less those of the invoice and of the earlier standing
