@@ -2,7 +2,7 @@
 
 A small simulated data set (2 tenants x 4 days, seed 11) goes through every daily asset twice (the
 day after, then with late events) and the monthly statements, at fixed evaluation times; each derived table is reduced to a digest of its rows
-(canonical text, run ids and receive times left out) and compared with the digests recorded in
+(`warehouse/digests.py`: canonical text, run ids and receive times left out) and compared with the digests recorded in
 `snapshots/table_digests.json`. The digests are the same on SQLite and on Postgres. A refactor of
 the data path (columnar I/O, chunked backfills, narrower reads) must leave them as they are; a
 deliberate change to a rule regenerates them with `E2A_UPDATE_SNAPSHOTS=1` and says why.
@@ -10,13 +10,11 @@ deliberate change to a rule regenerates them with `E2A_UPDATE_SNAPSHOTS=1` and s
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from e2a_assets.cli.demo import materialize_range
@@ -26,6 +24,7 @@ from e2a_assets.simulator.runner import ingest_deliveries
 from e2a_assets.simulator.traffic import generate
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.engine import make_engine
+from e2a_assets.warehouse.digests import table_digest, table_digests
 from e2a_assets.warehouse.frames import read_table
 from e2a_tests.factories import envelope_delivery, settings_for
 
@@ -35,37 +34,10 @@ FIRST, LAST = dt.date(2025, 8, 28), dt.date(2025, 8, 31)
 # and corrects what was issued with adjustments.
 EARLY_AS_OF = pd.Timestamp("2025-09-01T06:00:00Z")
 AS_OF = pd.Timestamp("2025-09-12T09:00:00Z")
-# Who wrote a row and when it arrived differ from run to run; nothing derived depends on them.
-VOLATILE = {"id", "commit_seq", "received_at", "recorded_at", "updated_at", "issued_run_id", "created_run_id",
-            "raised_at", "last_replayed_at", "first_used_run_id"}
-DERIVED = ["webhook_events", "orders", "order_sla", "sla_metrics", "completed_orders", "exceptions",
-           "exception_priorities", "exception_actions", "exception_patterns", "exception_insights",
-           "billable_orders", "invoices", "invoice_lines", "invoice_sequences", "invoice_adjustments",
-           "notes", "note_lines", "note_sequences", "billing_report", "monthly_statements", "operations_summary",
-           "rate_card_versions"]
-
-
-def canonical(value) -> str:  # noqa: ANN001
-    """One spelling per value whatever the backend returned: UTC ISO times, 9-digit floats."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
-        return ""
-    if isinstance(value, pd.Timestamp):
-        return value.tz_convert("UTC").isoformat()
-    if isinstance(value, (float, np.floating)):
-        return repr(round(float(value), 9))
-    if isinstance(value, (bool, np.bool_)):
-        return "1" if value else "0"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return str(value)
 
 
 def digest(engine, name: str) -> dict:  # noqa: ANN001
-    table = schema.metadata.tables[name]
-    frame = read_table(engine, table)
-    columns = sorted(c.name for c in table.columns if c.name not in VOLATILE)
-    rows = sorted("\x1f".join(canonical(v) for v in row) for row in frame[columns].itertuples(index=False))
-    return {"rows": len(rows), "sha256": hashlib.sha256("\x1e".join(rows).encode()).hexdigest()}
+    return table_digest(engine, schema.metadata.tables[name])
 
 
 def build(url: str, tmp_path: Path, chunk_days: int | None = None) -> dict:
@@ -86,7 +58,7 @@ def build(url: str, tmp_path: Path, chunk_days: int | None = None) -> dict:
             for row in issued.itertuples()])
         materialize_range(instance, defs, "full_operations_job", FIRST.isoformat(), LAST.isoformat(), AS_OF)
         materialize_range(instance, defs, "monthly_statements_job", "2025-08-01", "2025-08-01", AS_OF)
-    digests = {name: digest(engine, name) for name in DERIVED}
+    digests = table_digests(engine)
     engine.dispose()
     return digests
 
