@@ -96,19 +96,29 @@ class ClockResource(dg.ConfigurableResource):
     """The evaluation time (`as_of`) of a run, never the wall clock inside business rules.
 
     Order of precedence: the run tag `e2a/as_of` (set by schedules, the sensor, the demo or at
-    launch), then this resource's fixed `as_of`, then the run's creation time, which is
-    recorded with the run so every step of it agrees.
+    launch), then the same tag on the run's root run, then this resource's fixed `as_of`, then
+    the root run's creation time, which is recorded with the run so every step of it agrees.
+
+    A re-execution (from failure, of chosen steps, or the daemon's run retry) is a new run with
+    `dagster/root_run_id`; Dagster copies the parent's tags only in some paths (the daemon's run
+    retry does, `execute_job(reexecution_options=...)` and a job backfill "from failure" do not), so the root
+    run decides: a re-executed run evaluates at the time of the run it repeats, never at its own.
     """
 
     as_of: str | None = None
 
     def as_of_for(self, context: dg.AssetExecutionContext | dg.OpExecutionContext) -> pd.Timestamp:
-        tag = context.run.tags.get(AS_OF_TAG) if context.run else None
+        run = context.run
+        tag = run.tags.get(AS_OF_TAG) if run else None
         if tag:
             return parse_as_of(tag)
+        root = context.instance.get_run_by_id(run.root_run_id) if run and run.root_run_id else None
+        if root is not None and root.tags.get(AS_OF_TAG):
+            return parse_as_of(root.tags[AS_OF_TAG])
         if self.as_of:
             return parse_as_of(self.as_of)
-        record = context.instance.get_run_record_by_id(context.run.run_id)
+        record = context.instance.get_run_record_by_id(root.run_id) if root is not None else None
+        record = record or context.instance.get_run_record_by_id(run.run_id)
         created = pd.Timestamp(record.create_timestamp if record else dt.datetime.now(dt.timezone.utc))
         return created.tz_convert("UTC") if created.tzinfo else created.tz_localize("UTC")
 
