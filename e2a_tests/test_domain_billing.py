@@ -445,6 +445,29 @@ def test_plan_invoice_numbers_order_and_continuation(registry):
     assert validate_invoice_numbers(out[out["tenant"] == "northwind-goods"]).empty
 
 
+def test_plan_invoice_numbers_do_not_depend_on_which_days_a_run_covers(registry):
+    """An order of an earlier cohort day that became billable after orders of a later one keeps
+    its cohort day's place: one run over both days numbers like one run per day, in order."""
+    new = pd.DataFrame(
+        [
+            ("demo-3pl", "late", date(2025, 8, 28), date(2025, 9, 2), ts("2025-09-02 10:00")),
+            ("demo-3pl", "early", date(2025, 9, 1), date(2025, 9, 1), ts("2025-09-01 10:00")),
+            ("demo-3pl", "same", date(2025, 9, 1), date(2025, 9, 1), ts("2025-09-01 09:00")),
+        ],
+        columns=["tenant", "order_id", "cohort_day", "invoice_date", "billable_at"],
+    )
+    one_run = dict(zip(*plan_invoice_numbers(new, {}, registry)[["order_id", "invoice_number"]].T.values))
+    first = plan_invoice_numbers(new.iloc[[0]], {}, registry)
+    second = plan_invoice_numbers(new.iloc[1:], {("demo-3pl", "202509"): 1}, registry)
+    day_by_day = dict(zip(*pd.concat([first, second])[["order_id", "invoice_number"]].T.values))
+    assert one_run == day_by_day == {
+        "late": "DEMO-3PL-202509-0001", "same": "DEMO-3PL-202509-0002", "early": "DEMO-3PL-202509-0003"}
+    # Without the cohort day (a bare frame), (invoice_date, billable time, order_id) alone.
+    bare = plan_invoice_numbers(new.drop(columns="cohort_day"), {}, registry)
+    assert list(bare.sort_values("invoice_seq")["order_id"]) == ["same", "early", "late"]
+    assert "cohort_day" not in bare.columns and "_cohort" not in plan_invoice_numbers(new, {}, registry).columns
+
+
 def test_plan_invoice_numbers_inputs(registry):
     last = pd.DataFrame({"tenant": ["demo-3pl"], "month": ["202508"], "last_seq": [2]})
     out = plan_invoice_numbers(_new_invoices(), last, registry)

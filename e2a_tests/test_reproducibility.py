@@ -27,12 +27,15 @@ from e2a_assets.simulator.runner import ingest_deliveries
 from e2a_assets.simulator.traffic import generate
 from e2a_assets.warehouse import digests, schema
 from e2a_assets.warehouse.engine import make_engine
+from e2a_assets.warehouse.frames import read_table
 
 ROOT = Path(__file__).resolve().parents[1]
-# Two tenants, three days (a first, a middle and a last day), five orders a day: every table has
-# rows, late returns adjust issued invoices, and the runs take seconds each.
-SIZES = dict(tenants=2, days=3, orders_per_day=5, seed=11)
-SIZE_ARGS = ["--tenants", "2", "--days", "3", "--orders-per-day", "5", "--seed", "11"]
+# Two tenants, three days (a first, a middle and a last day), twelve orders a day: every table has
+# rows, late returns adjust issued invoices, some orders of an earlier cohort day become billable
+# after orders of a later one (numbered differently by a backfill and by daily runs until invoice
+# numbers went cohort day by cohort day), and each run takes seconds.
+SIZES = dict(tenants=2, days=3, orders_per_day=12, seed=11)
+SIZE_ARGS = ["--tenants", "2", "--days", "3", "--orders-per-day", "12", "--seed", "11"]
 
 
 def load_bench():
@@ -106,6 +109,15 @@ def test_two_fresh_warehouses_on_sqlite_and_postgres_give_the_same_tables(sqlite
     assert all(d["rows"] > 0 for d in on_sqlite.values()), on_sqlite
     # Late returns were adjusted: the second run's evaluation time reached the ledger.
     assert on_sqlite["invoice_adjustments"]["rows"] > 0
+    # The data set holds what once made day-by-day runs number invoices differently: in a month's
+    # (invoice_date, billable time) order, an order of a later cohort day before an earlier one's.
+    book = read_table(make_engine(sqlite_url), schema.invoices)
+    book["month"] = book["invoice_number"].str.rsplit("-", n=1).str[0]
+    inversions = 0
+    for _, month in book.groupby(["tenant", "month"]):
+        cohorts = list(month.sort_values(["invoice_date", "billable_at", "order_id"])["cohort_day"])
+        inversions += sum(later > cohorts[i] for i in range(len(cohorts)) for later in cohorts[:i])
+    assert inversions > 0
 
 
 def test_the_report_says_no_and_names_the_variant_that_disagrees():

@@ -454,8 +454,11 @@ def plan_invoice_numbers(
     `new_invoices` needs tenant, order_id, invoice_date, billable_at (e.g. billable totals not yet
     invoiced). `last_seq_by_tenant_month` is `{(tenant, "YYYYMM"): max seq}` or a frame with
     tenant, month, last_seq; absent months start at 1. Numbers are allocated in order of
-    (invoice_date, billable_at, order_id). Adds invoice_month, invoice_seq, invoice_number,
-    payment_terms_days (the invoice's own column, else the tenant tariff) and due_date.
+    (invoice_date, billable_at, order_id) within each cohort day, cohort days in order when the
+    frame has `cohort_day` (docs/rules/billing.md): an order of an earlier cohort day that became
+    billable later is numbered with its own day, so the numbers do not depend on which days a run
+    or chunk happens to cover. Adds invoice_month, invoice_seq, invoice_number, payment_terms_days
+    (the invoice's own column, else the tenant tariff) and due_date.
     """
     extra = ["invoice_month", "invoice_seq", "invoice_number", "payment_terms_days", "due_date"]
     if new_invoices is None or new_invoices.empty:
@@ -467,7 +470,10 @@ def plan_invoice_numbers(
     inv["invoice_month"] = day.dt.strftime("%Y%m").to_numpy()
     inv["_day"] = day.to_numpy()
     inv["_at"] = _utc(inv["billable_at"])
-    inv = inv.sort_values(["_day", "_at", "order_id", "tenant"], kind="stable")
+    cohort = ["_cohort"] if "cohort_day" in inv.columns else []
+    if cohort:
+        inv["_cohort"] = as_dates(inv["cohort_day"]).to_numpy()
+    inv = inv.sort_values([*cohort, "_day", "_at", "order_id", "tenant"], kind="stable")
     inv = inv.merge(_last_seq_frame(last_seq_by_tenant_month), how="left", on=["tenant", "invoice_month"])
     start = as_int(inv["last_seq"])
     inv["invoice_seq"] = start + inv.groupby(["tenant", "invoice_month"]).cumcount().astype(np.int64) + 1
@@ -475,7 +481,7 @@ def plan_invoice_numbers(
     inv["payment_terms_days"] = payment_terms(inv, policies)
     inv["due_date"] = (inv["_day"] + pd.to_timedelta(inv["payment_terms_days"], unit="D")).dt.date
     inv["invoice_date"] = inv["_day"].dt.date
-    return inv.drop(columns=["_day", "_at", "last_seq"]).reset_index(drop=True)
+    return inv.drop(columns=["_day", "_at", "last_seq", *cohort]).reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------
