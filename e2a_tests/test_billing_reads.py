@@ -15,6 +15,7 @@ from e2a_assets.assets import billing
 from e2a_assets.checks import invoices as invoice_checks
 from e2a_assets.definitions import build_resources
 from e2a_assets.domain.cadence import CADENCES
+from e2a_assets.domain.monthly import apply_monthly_figures, monthly_statement_figures, plan_monthly_invoices
 from e2a_assets.domain.statements import build_billing_report, build_monthly_statements
 from e2a_assets.jobs import build_jobs
 from e2a_assets.resources import AS_OF_TAG
@@ -118,7 +119,7 @@ class Reads:
         event.remove(Engine, "before_cursor_execute", self)
 
 
-BOUNDS = re.compile(r"invoice_date >=|adjustment_date >=|cohort_day >=|invoice_number IN|"
+BOUNDS = re.compile(r"invoice_date >=|adjustment_date >=|cohort_day >=|invoice_number IN|order_id IN|"
                     r"\(invoices\.tenant, invoices\.invoice_month\) IN|invoice_date <")  # fmt: skip
 
 
@@ -167,8 +168,16 @@ def test_monthly_statements_equal_the_whole_ledger_computation(warehouse_url, tm
     start = dt.date.fromisoformat(month)
     end = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
     registry = build_resources(settings_for(warehouse_url, tmp_path))["tenant_registry"].get_registry()
-    ref = build_monthly_statements(read_table(engine, schema.invoices), read_table(engine, schema.invoice_adjustments),
-                                   registry, start, AS_OF)  # fmt: skip
+    book = read_table(engine, schema.invoices)
+    ref = build_monthly_statements(book, read_table(engine, schema.invoice_adjustments), registry, start, AS_OF)
+    # The monthly tenant (harbor-supply, DOMAIN §8.3) shows its monthly invoice: from the whole ledger too.
+    monthly = book[(book["invoice_kind"] == "monthly") & (book["invoice_month"] == start.strftime("%Y%m"))]
+    figures = monthly_statement_figures(monthly, read_table(engine, schema.invoice_lines), read_table(engine, schema.order_charges))
+    pending = [t for t in registry.monthly_tenants() if t not in set(monthly["tenant"])]
+    provisional = plan_monthly_invoices(None, None, registry, start, pending)[0]
+    ref = apply_monthly_figures(ref, figures, provisional, registry.monthly_tenants(), registry)
+    # July is past its grace period at as_of: the run issued harbor-supply's minimum fee (no orders).
+    assert monthly["tenant"].tolist() == (["harbor-supply"] if month == "2025-07-01" else [])
     replace_partition(engine, schema.monthly_statements, ref, "month_start", start, end)
     pd.testing.assert_frame_equal(got, _table(engine, schema.monthly_statements, ["tenant"]))
     assert "ghost-co" in set(got["tenant"]) and got["overdue_cents"].sum() > 0

@@ -31,7 +31,7 @@ def test_demo_materialises_every_asset_on_the_instance_and_its_summary_adds_up(t
     run_demo(settings, days=2, orders_per_day=12, seed=11, echo=lines.append,
              as_of=pd.Timestamp("2025-09-02T12:00:00Z"))
 
-    assert lines[0] == "Simulating 2 tenants x 2 days x 12 orders/day from 2025-08-31 ..."
+    assert lines[0] == "Simulating 3 tenants x 2 days x 12 orders/day from 2025-08-31 ..."
     assert "0 dead letters" in lines[1]
     assert lines[2] == "Materialising every asset for 2025-08-31..2025-09-01 (as of 2025-09-02T12:00:00+00:00) ..."
     assert lines[4].endswith(": monthly statements for 2025-08, 2025-09")
@@ -46,17 +46,22 @@ def test_demo_materialises_every_asset_on_the_instance_and_its_summary_adds_up(t
         instance.dispose()
 
     summary = tenant_summary(settings, today - dt.timedelta(days=2), today - dt.timedelta(days=1)).set_index("tenant")
-    assert list(summary.index) == ["demo-3pl", "northwind-goods"]
+    assert list(summary.index) == ["demo-3pl", "harbor-supply", "northwind-goods"]
+    # One tenant in each billing mode (DOMAIN §8.3).
+    assert summary["mode"].tolist() == ["per_order", "monthly", "per_order"]
     assert (summary["orders"] == 24).all()
     assert (summary["completed"] <= summary["orders"]).all()
-    # Every completed order is either invoiced or held by an open blocking exception.
-    pd.testing.assert_series_equal(summary["completed"], summary["invoices"] + summary["held"], check_names=False,
-                                   check_dtype=False)
-    assert (summary["invoiced $"] > 0).all()
+    # Every completed order is invoiced, charged on a monthly invoice, pending until the month's
+    # invoice (August's is issued after 3 days' grace, after this as_of) or held.
+    pd.testing.assert_series_equal(summary["completed"], summary["invoices"] + summary["charged"] + summary["pending"]
+                                   + summary["held"], check_names=False, check_dtype=False)  # fmt: skip
+    per_order, monthly = summary.drop(index="harbor-supply"), summary.loc["harbor-supply"]
+    assert (per_order["invoiced $"] > 0).all() and (per_order["pending"] == 0).all()
+    assert (monthly["invoices"], monthly["charged"], monthly["invoiced $"]) == (0, 0, 0) and monthly["pending"] > 0
 
     # `e2a status` on the same data: ready, and the open work agrees with the demo's summary.
     work = open_work(make_engine(settings.database_url), today, settings.registry().tenants).set_index("tenant")
-    assert list(work.index) == ["demo-3pl", "northwind-goods"]
+    assert list(work.index) == ["demo-3pl", "harbor-supply", "northwind-goods"]
     assert (work["held_orders"] == summary["held"]).all() and (work["open_exceptions"] == summary["open"]).all()
     assert (work["stalled_orders"] == summary["stalled"]).all()
     # This month's invoices (the demo's days may begin in the previous month).

@@ -31,7 +31,7 @@ def test_dg_check_defs_loads_the_code_location(tmp_path):
         (["simulate", "--start", "2025-13-01"], "Invalid value for --start"),
         (["simulate", "--days", "0"], "Invalid value for '--days'"),
         (["serve", "--port", "99999"], "Invalid value for '--port'"),
-        (["simulate", "--tenants", "9"], "has 2 tenants"),
+        (["simulate", "--tenants", "9"], "has 3 tenants"),
         (["no-such-command"], "No such command"),
         (["replay-dead-letters", "--tenant", "nobody"], "unknown tenant"),
         (["simulate", "--live", "notaurl"], "expected the receiver's base URL"),

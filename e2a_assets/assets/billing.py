@@ -1,7 +1,8 @@
 """Billing group: billable orders, the invoice ledger, adjustments, monthly statements, daily report.
 
 Lineage: orders -> completed_orders -> billable_orders -> invoice_adjustments -> invoices [checks]
--> billing_report; invoices -> monthly_statements (monthly). Adjustments correct invoices issued
+-> billing_report; invoices -> monthly_statements (monthly; it also issues the monthly invoices of
+`monthly` tenants, DOMAIN §8.3). Adjustments correct invoices issued
 by *earlier* runs, so they are recorded before this run issues new invoices; the blocking checks
 on `invoices` then verify the whole picture (issued + applied adjustments == recomputed) and stop
 the report when the ledger is wrong. See docs/billing.md.
@@ -12,7 +13,7 @@ import pandas as pd
 
 from e2a_assets.assets.common import FINANCE, OPS, number, preview, warehouse_assets
 from e2a_assets.assets.ranges import materialize_by_chunks
-from e2a_assets.documents.invoices import lines_for, missing_documents, write_invoice_documents
+from e2a_assets.documents.invoices import lines_for, missing_documents, write_charge_attachments, write_invoice_documents
 from e2a_assets.documents.notes import write_note_documents
 from e2a_assets.domain.billing import COMPLETIONS, PRICE_COLUMNS, build_completed_orders, price_orders
 from e2a_assets.domain.statements import (
@@ -25,7 +26,13 @@ from e2a_assets.domain.statements import (
 from e2a_assets.partitions import days_between, monthly_partitions
 from e2a_assets.resources import ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.services import billing_reads as reads
-from e2a_assets.services.billing import close_and_build_statements, lines_lineage, recompute_billable, reprice_invoiced
+from e2a_assets.services.billing import (
+    charge_adjustments,
+    close_and_build_statements,
+    lines_lineage,
+    recompute_billable,
+    reprice_invoiced,
+)
 from e2a_assets.services.lineage import adjustment_lineage
 from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.frames import read_days, replace_partition
@@ -131,6 +138,11 @@ def invoice_adjustments(
         ledger.record_adjustments(engine, new, issued[["tenant", "invoice_number", "cohort_day"]], run_id, links)
         if len(new) and "cohort_day" not in new.columns:
             new = new.merge(issued[["invoice_number", "cohort_day"]], on="invoice_number", how="left")
+        # Charges on monthly invoices (DOMAIN §8.3) are corrected per order by the same rules; their
+        # notes reference the monthly invoice.
+        charged = charge_adjustments(engine, stored, first, last, registry, as_of)
+        ledger.record_adjustments(engine, charged, None, run_id)
+        new = pd.concat([p for p in (new, charged) if len(p)], ignore_index=True) if len(charged) else new
         return {"new": new, "later": later, "damaged": damaged}
 
     def figures(parts, day):  # noqa: ANN001, ANN202
@@ -172,7 +184,8 @@ def invoices(
 
     def step(first, last):  # noqa: ANN001, ANN202
         stored = read_days(engine, schema.billable_orders, "cohort_day", first, last)
-        ready = stored[stored["billable"] & (stored["billable_at"] <= as_of)]
+        # A `monthly` tenant's orders are charged on its monthly invoice (monthly_statements), not here.
+        ready = stored[stored["billable"] & (stored["billable_at"] <= as_of) & ~stored["tenant"].isin(registry.monthly_tenants())]
         totals, lines = price_orders(ready.drop(columns=[*PRICE_COLUMNS, "as_of"]), registry)
         candidates = totals.merge(ready[["tenant", "order_id", "billable_basis"]], on=["tenant", "order_id"])
         # Which events each line comes from, written with the invoice in its transaction.
@@ -257,18 +270,28 @@ def monthly_statements(
     invoice_documents: InvoiceDocumentsResource,
 ) -> dg.MaterializeResult:
     """One statement per tenant and calendar month: invoiced orders, gross, volume discount,
-    minimum monthly fee top-up, applied adjustments, net due, and what is overdue at as_of."""
+    minimum monthly fee top-up, applied adjustments, net due, and what is overdue at as_of. Issues
+    first the monthly invoices of `monthly` tenants whose grace period has passed (DOMAIN §8.3),
+    with their document and per-order detail CSV."""
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
     registry = tenant_registry.get_registry()
     run_id = context.run.run_id
-    closing, documents = {}, {}  # month -> month-close notes issued by this run, note documents written
+    closing, documents, issued = {}, {}, {}  # month -> month-close notes, documents written, monthly invoices issued by this run
 
     def step(first, last):  # noqa: ANN001, ANN202
         # One month at a time: its invoices, adjustments and notes (a closed month gets its
         # month-close notes first); what is overdue (any month) comes as a SQL aggregate.
         frame, closing[first] = close_and_build_statements(engine, registry, first, last, as_of, run_id)
         documents[first] = write_note_documents(invoice_documents.invoice_dir, ledger.read_notes(engine, first, last), registry)
+        # Monthly invoices (DOMAIN §8.3) issued for these months: document and per-order detail CSV.
+        book = reads.invoices_dated(engine, first, last)
+        monthly = book[(book["invoice_kind"] == schema.MONTHLY_INVOICE) & (book["issued_at"] <= as_of)]
+        numbers = list(monthly["invoice_number"])
+        issued[first] = monthly[monthly["issued_run_id"] == run_id]
+        documents[first] += write_invoice_documents(invoice_documents.invoice_dir, monthly, lines_for(engine, numbers), registry)
+        documents[first] += write_charge_attachments(invoice_documents.invoice_dir, monthly,
+                                                     ledger.read_charges(engine, numbers=numbers))  # fmt: skip
         replace_partition(engine, schema.monthly_statements, frame, "month_start", first, last)
         return frame
 
@@ -279,6 +302,8 @@ def monthly_statements(
                for c in ("invoiced_orders", "gross_cents", "discount_cents", "minimum_top_up_cents", "adjustments_cents",
                          "net_due_cents", "overdue_cents")},  # fmt: skip
             "month_close_notes_issued": number(len(closing.get(month, ()))),
+            "monthly_invoices_issued": number(len(issued.get(month, ()))),
+            "monthly_invoiced_cents": number(int(issued[month]["amount_cents"].sum()) if len(issued.get(month, ())) else 0),
             "note_documents_written": number(len(documents.get(month, ()))),
             "preview": preview(frame, ["tenant", "month", "invoiced_orders", "gross_cents", "discount_cents",
                                        "minimum_top_up_cents", "adjustments_cents", "net_due_cents", "overdue_cents"]),

@@ -21,6 +21,7 @@ import pandas as pd
 
 from e2a_assets.domain.invoice_validation import (
     AMOUNT_MISMATCH,
+    MISSING_INVOICE,
     UNBILLABLE_ORDER,
     validate_amounts_non_negative,
     validate_due_dates,
@@ -28,6 +29,7 @@ from e2a_assets.domain.invoice_validation import (
     validate_invoice_coverage,
     validate_invoice_numbers,
 )
+from e2a_assets.domain.monthly import charge_amount_problems, validate_charge_coverage
 from e2a_assets.domain.statements import PENDING_REVIEW
 from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG, day_chunks
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
@@ -35,6 +37,7 @@ from e2a_assets.services.billing import recompute_billable
 from e2a_assets.services.ledger_scope import invoices_of_months, lines_of, touched_months
 from e2a_assets.services.lineage import lineage_problems
 from e2a_assets.warehouse import ledger
+from e2a_assets.warehouse.schema import MONTHLY_INVOICE
 
 SHOWN_ROWS = 50
 RANGE_START, RANGE_END, PARTITION = RANGE_START_TAG, RANGE_END_TAG, "dagster/partition"
@@ -96,18 +99,25 @@ def invoice_amounts_match_events(
         # Only what was known at the run's evaluation time: later invoices/adjustments are not judged.
         book = ledger.read_invoices(engine, first=first, last=last)
         book = book[book["issued_at"] <= as_of]
-        if book.empty:
+        # Charges on monthly invoices (DOMAIN §8.3) are judged per order like invoices.
+        charges = ledger.read_charges(engine, first, last)
+        charges = charges[charges["issued_at"] <= as_of]
+        if book.empty and charges.empty:
             continue
-        adjustments = ledger.read_adjustments_for(engine, book)
+        adjustments = ledger.read_adjustments_for(engine, pd.concat([book, charges[["invoice_number"]]]))
         adjustments = adjustments[adjustments["created_at"] <= as_of]
         _, recomputed, _ = recompute_billable(engine, first, last, as_of, registry)
-        offenders = validate_invoice_amounts(book, adjustments, recomputed)
+        per_order = book[book["invoice_kind"] != MONTHLY_INVOICE]
+        offenders = pd.concat([validate_invoice_amounts(per_order, adjustments, recomputed),
+                               charge_amount_problems(charges, adjustments, recomputed)], ignore_index=True)  # fmt: skip
         # A difference exactly covered by adjustments awaiting review is known and visible in the
         # report; it is not a ledger error (it becomes one if a stale adjustment gets approved).
-        pending = adjustments[adjustments["status"] == PENDING_REVIEW].groupby("invoice_number")["delta_cents"].sum()
-        awaiting = offenders["invoice_number"].map(pending).eq(offenders["difference_cents"]) & offenders["problem"].eq(AMOUNT_MISMATCH)
+        pending = adjustments[adjustments["status"] == PENDING_REVIEW].groupby(["invoice_number", "order_id"])["delta_cents"].sum()
+        waiting = pd.Series(pending.reindex(pd.MultiIndex.from_frame(offenders[["invoice_number", "order_id"]])).to_numpy(),
+                            index=offenders.index)  # fmt: skip
+        awaiting = waiting.eq(offenders["difference_cents"]) & offenders["problem"].eq(AMOUNT_MISMATCH)
         found += [offenders[~awaiting], ledger.inconsistent_invoices(engine, book)]
-        checked, awaiting_review = checked + len(book), awaiting_review + int(awaiting.sum())
+        checked, awaiting_review = checked + len(book) + len(charges), awaiting_review + int(awaiting.sum())
     return _result(
         _concat(found),
         ["invoice_number", "tenant", "order_id", "issued_cents", "applied_cents", "recomputed_cents", "difference_cents",
@@ -167,12 +177,26 @@ def one_invoice_per_billable_order(
         billable, _, _ = recompute_billable(engine, first, last, as_of, registry)
         # An order that became billable after the run's evaluation time is not due an invoice yet.
         billable = billable[billable["billable_at"] <= as_of]
-        offenders = validate_invoice_coverage(book, billable)
+        # A `monthly` tenant's orders are due a charge on its monthly invoice, not an invoice of their
+        # own (checked on monthly_statements, which issues it); here: each charge once, on an
+        # invoice of the ledger, for a billable order, and never beside a per-order invoice.
+        charges = ledger.read_charges(engine, first, last)
+        per_order = book[book["invoice_kind"] != MONTHLY_INVOICE]
+        offenders = validate_invoice_coverage(per_order, billable)
+        charged = set(zip(charges["tenant"], charges["order_id"]))
+        offenders = offenders[~(offenders["problem"].eq(MISSING_INVOICE)
+                                & (offenders["tenant"].isin(registry.monthly_tenants())
+                                   | pd.Series([k in charged for k in zip(offenders["tenant"], offenders["order_id"])],
+                                               index=offenders.index, dtype=bool)))]  # fmt: skip
+        referenced = ledger.invoices_by_number(engine, list(charges["invoice_number"]))
+        collide = ledger.invoices_of_orders(engine, charges[["tenant", "order_id"]])
+        offenders = pd.concat([offenders, validate_charge_coverage(charges, pd.concat([referenced, collide]).drop_duplicates("invoice_number"), billable)],
+                              ignore_index=True)  # fmt: skip
         # An invoice issued after the run's evaluation time (a backfill with an older as_of) cannot be
         # judged "unbillable" by what was known then; it still counts as the order's invoice.
         later = set(book.loc[book["issued_at"] > as_of, "invoice_number"])
         found.append(offenders[~(offenders["problem"].eq(UNBILLABLE_ORDER) & offenders["invoice_number"].isin(later))])
-        checked, due = checked + len(book), due + (int(billable["billable"].sum()) if len(billable) else 0)
+        checked, due = checked + len(book) + len(charges), due + (int(billable["billable"].sum()) if len(billable) else 0)
     return _result(_concat(found), ["invoice_number", "tenant", "order_id", "problem"],
                    {"invoices_checked": dg.MetadataValue.int(checked), "billable_orders": dg.MetadataValue.int(due)})  # fmt: skip
 

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from e2a_assets.documents.formatting import format_money
 from e2a_assets.domain.policies import TenantRegistry
 from e2a_assets.warehouse.frames import read_table
-from e2a_assets.warehouse.schema import invoice_lines
+from e2a_assets.warehouse.schema import MONTHLY_INVOICE, invoice_lines
 
 
 def document_path(invoice_dir: str | Path, tenant: str, invoice_date, invoice_number: str) -> Path:  # noqa: ANN001
@@ -53,6 +53,43 @@ footer{margin-top:3em;font-size:12px;color:#555}
 """
 
 
+def _subject_row(invoice: dict) -> str:
+    """What the invoice bills: its order, or - a monthly invoice (DOMAIN §8.3) - its month and
+    the per-order detail attachment."""
+    e = html.escape
+    if invoice.get("invoice_kind") == MONTHLY_INVOICE:
+        month = pd.Timestamp(invoice["invoice_date"]).strftime("%Y-%m")
+        return (f'<tr><td class=muted>Billing period</td><td>{e(month)} (per-order detail: '
+                f'{e(attachment_path(".", invoice["tenant"], invoice["invoice_date"], invoice["invoice_number"]).name)})</td></tr>')
+    return f'<tr><td class=muted>Order</td><td>{e(str(invoice["order_id"]))} ({e(str(invoice["billable_basis"]))})</td></tr>'
+
+
+def attachment_path(invoice_dir: str | Path, tenant: str, invoice_date, invoice_number: str) -> Path:  # noqa: ANN001
+    """A monthly invoice's per-order detail: `<invoice_dir>/<tenant>/<YYYY-MM>/<invoice_number>-orders.csv`."""
+    return document_path(invoice_dir, tenant, invoice_date, invoice_number).with_name(f"{invoice_number}-orders.csv")
+
+
+DETAIL_COLUMNS = ["invoice_number", "tenant", "order_id", "invoice_date", "billable_basis", "rate_card_version",
+                  "amount_cents", "currency"]
+
+
+def write_charge_attachments(invoice_dir: str | Path, monthly: pd.DataFrame, charges: pd.DataFrame) -> list[Path]:
+    """Write the per-order detail CSV of each monthly invoice (its `order_charges` rows, by order
+    date and order id); existing files are left as they are, like the documents."""
+    written = []
+    for invoice in (monthly.to_dict("records") if monthly is not None else []):
+        path = attachment_path(invoice_dir, invoice["tenant"], invoice["invoice_date"], invoice["invoice_number"])
+        if path.exists():
+            continue
+        mine = charges[charges["invoice_number"] == invoice["invoice_number"]].sort_values(["invoice_date", "order_id"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".csv.tmp")
+        mine[DETAIL_COLUMNS].to_csv(tmp, index=False)
+        tmp.replace(path)
+        written.append(path)
+    return written
+
+
 def render_invoice_html(invoice: dict, lines: pd.DataFrame, display_name: str) -> str:
     """One invoice as a self-contained, printable HTML page (ledger values only)."""
     e = html.escape
@@ -77,7 +114,7 @@ def render_invoice_html(invoice: dict, lines: pd.DataFrame, display_name: str) -
   <tr><td class=muted>Invoice number</td><td><strong>{e(invoice["invoice_number"])}</strong></td></tr>
   <tr><td class=muted>Invoice date</td><td>{e(str(invoice["invoice_date"]))}</td></tr>
   <tr><td class=muted>Due date</td><td>{e(str(invoice["due_date"]))}</td></tr>
-  <tr><td class=muted>Order</td><td>{e(str(invoice["order_id"]))} ({e(str(invoice["billable_basis"]))})</td></tr>
+  {_subject_row(invoice)}
   <tr><td class=muted>Currency</td><td>{e(cur)}</td></tr>
   <tr><td class=muted>Rate card</td><td>version {int(invoice["rate_card_version"])}</td></tr>
 </table>

@@ -49,6 +49,9 @@ LINE_KINDS = (
     "minimum_top_up",
     *(f"multiplier_{m}" for m in MULTIPLIER_FLAGS),
 )
+# The two lines a monthly invoice (DOMAIN §8.3, monthly.py) adds after its orders' summed lines;
+# the volume discount is the one negative line an invoice may carry.
+VOLUME_DISCOUNT_LINE, MINIMUM_FEE_LINE = "volume_discount", "minimum_monthly_fee"
 # How an order reached its billable state, in order of precedence (DOMAIN §5).
 COMPLETIONS = ("shipped", "delivered", "cancelled")
 COMPLETED_COLUMNS = [

@@ -11,6 +11,7 @@ import pandas as pd
 
 from e2a_assets.domain.billing import (
     INVOICE_NUMBER_PATTERN,
+    VOLUME_DISCOUNT_LINE,
     applied_adjustment_totals,
     as_dates,
     as_int,
@@ -113,14 +114,16 @@ def validate_due_dates(invoices: pd.DataFrame, policies: TenantRegistry | pd.Dat
 
 
 def validate_amounts_non_negative(invoices: pd.DataFrame, lines: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Invoices with a negative or missing amount (and, if given, negative lines other than multipliers)."""
+    """Invoices with a negative or missing amount (and, if given, negative lines other than
+    multipliers and a monthly invoice's volume discount)."""
     cols = ["tenant", "order_id", "invoice_number", "amount_cents", "problem"]
     parts = []
     if invoices is not None and not invoices.empty:
         bad = invoices[invoices["amount_cents"].isna() | (invoices["amount_cents"] < 0)]
         parts.append(bad.assign(problem=NEGATIVE_AMOUNT).reindex(columns=cols))
     if lines is not None and not lines.empty:
-        bad = lines[(lines["amount_cents"] < 0) & ~lines["kind"].str.startswith("multiplier_")]
+        bad = lines[(lines["amount_cents"] < 0) & ~lines["kind"].str.startswith("multiplier_")
+                    & (lines["kind"] != VOLUME_DISCOUNT_LINE)]  # a monthly invoice's discount (DOMAIN §8.3)
         parts.append(bad.assign(problem=NEGATIVE_LINE, invoice_number=None).reindex(columns=cols))
     parts = [p for p in parts if not p.empty]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)

@@ -22,7 +22,7 @@ sequences under a lock.
 from __future__ import annotations
 
 from datetime import date
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -261,13 +261,18 @@ def note_totals(notes: pd.DataFrame | None, month_start: date, as_of: pd.Timesta
     return out[cols]
 
 
-def validate_statement_reconciliation(statements: pd.DataFrame, invoices: pd.DataFrame, notes: pd.DataFrame | None) -> pd.DataFrame:
+def validate_statement_reconciliation(statements: pd.DataFrame, invoices: pd.DataFrame, notes: pd.DataFrame | None,
+                                      monthly: pd.DataFrame | None = None,
+                                      monthly_tenants: Iterable[str] = ()) -> pd.DataFrame:  # fmt: skip
     """Statements whose net due is not Σ invoices + Σ debit notes − Σ credit notes of the month
     in the ledger (invoices dated in the month by the statement's as_of day; notes dated in the
     month and issued by its as_of), or - for a closed month - whose discount / top-up differ from
     the month-close notes issued for them (whenever issued: a statement re-evaluated at an as_of
     between the month end and the close run does not count them in its net due, yet they are
-    that month's documents). Columns tenant, month, net_due_cents, ledger_cents,
+    that month's documents). A `monthly` tenant's discount and top-up are lines of its monthly
+    invoice, not notes (DOMAIN §8.3): for the `monthly_tenants`, `monthly` (tenant, month,
+    discount_cents, minimum_top_up_cents of each issued monthly invoice) replaces the notes, and
+    only a statement that counts the invoice as issued (`closed`) is judged on them. Columns tenant, month, net_due_cents, ledger_cents,
     discount_cents, noted_discount_cents, minimum_top_up_cents, noted_top_up_cents, problem."""
     cols = ["tenant", "month", "net_due_cents", "ledger_cents", "discount_cents", "noted_discount_cents",
             "minimum_top_up_cents", "noted_top_up_cents", "problem"]  # fmt: skip
@@ -290,9 +295,16 @@ def validate_statement_reconciliation(statements: pd.DataFrame, invoices: pd.Dat
         st["noted_top_up_cents"] = m(ever["noted_top_up_cents"])
         bad_net = st["net_due_cents"].astype(np.int64) != st["ledger_cents"]
         parts.append(st[bad_net.to_numpy()].assign(problem=NET_DUE_MISMATCH))
+        if monthly is not None and len(monthly):
+            mine = monthly[monthly["month"].astype(str) == start.strftime("%Y%m")].set_index("tenant")
+            on_invoice = st["tenant"].isin(mine.index).to_numpy()
+            st.loc[on_invoice, "noted_discount_cents"] = m(mine["discount_cents"])[on_invoice]
+            st.loc[on_invoice, "noted_top_up_cents"] = m(mine["minimum_top_up_cents"])[on_invoice]
         if month_closed(start.date(), stamp):
             bad_close = (st["discount_cents"].astype(np.int64) != st["noted_discount_cents"]) | \
                 (st["minimum_top_up_cents"].astype(np.int64) != st["noted_top_up_cents"])
+            if list(monthly_tenants):
+                bad_close &= ~(st["tenant"].isin(list(monthly_tenants)) & ~st["closed"].astype(bool))
             parts.append(st[bad_close.to_numpy()].assign(problem=MONTH_CLOSE_MISMATCH))
     bad = [p[cols] for p in parts if len(p)]
     return pd.concat(bad, ignore_index=True) if bad else pd.DataFrame(columns=cols)

@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -119,6 +119,10 @@ RATE_CARD_KEYS = (
     "multipliers",
 )  # fmt: skip
 FIRST_RATE_CARD_VERSION = 1
+# Billing modes (DOMAIN §8.3).
+PER_ORDER, MONTHLY = "per_order", "monthly"
+BILLING_MODES = (PER_ORDER, MONTHLY)
+DEFAULT_GRACE_DAYS = 3
 
 
 class RateCardVersion(_Strict):
@@ -160,6 +164,10 @@ class TenantPolicy(_Strict):
     # Versions 1..n of the rate card (DOMAIN §8.1); version 1 is `tariff`. Empty when built by hand:
     # then `rate_card_versions()` is version 1 alone.
     rate_cards: tuple[RateCardVersion, ...] = ()
+    # Billing mode (DOMAIN §8.3, docs/rules/billing-modes.md): one invoice per billable order, or
+    # one invoice per month issued `grace_days` after the month ends.
+    billing_mode: Literal["per_order", "monthly"] = PER_ORDER
+    grace_days: int = Field(default=DEFAULT_GRACE_DAYS, ge=0, strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -226,6 +234,14 @@ class TenantRegistry:
         if policy is None:
             raise KeyError(f"unknown tenant {tenant!r}")
         return policy
+
+    def monthly_tenants(self) -> list[str]:
+        """The tenants billed in `monthly` mode (DOMAIN §8.3); every other tenant is per order."""
+        return [p.tenant for p in self.policies if p.billing_mode == MONTHLY]
+
+    def grace_days(self, tenant: str) -> int:
+        """Days after a month ends before a monthly tenant's invoice for it is issued."""
+        return (self.get(tenant) or self.default_policy()).grace_days
 
     def by_shop_domain(self, domain: str) -> TenantPolicy | None:
         domain = (domain or "").strip().lower()

@@ -142,7 +142,7 @@ def compute_adjustments(
 # 5. Monthly statements
 
 
-def _discount_tiers(policies: TenantRegistry | pd.DataFrame | None, tenants: list[str]) -> pd.DataFrame:
+def discount_tiers(policies: TenantRegistry | pd.DataFrame | None, tenants: list[str]) -> pd.DataFrame:
     """Long frame tenant, min_orders, rate, num, den (loops over tenants and their few tiers only)."""
     registry = policies if isinstance(policies, TenantRegistry) else None
     known = {p.tenant: p.tariff.volume_discounts for p in registry.policies} if registry else {}
@@ -235,7 +235,7 @@ def build_monthly_statements(
     st["invoiced_orders"] = as_int(st["tenant"].map(gross["size"]))
     st["gross_cents"] = as_int(st["tenant"].map(gross["sum"]))
 
-    tiers = _discount_tiers(policies, tenants).merge(st[["tenant", "invoiced_orders"]], on="tenant")
+    tiers = discount_tiers(policies, tenants).merge(st[["tenant", "invoiced_orders"]], on="tenant")
     tiers = tiers[tiers["invoiced_orders"] >= tiers["min_orders"]].sort_values("min_orders").drop_duplicates("tenant", keep="last")
     st = st.merge(tiers[["tenant", "rate", "num", "den"]], how="left", on="tenant")
     st["discount_rate"] = st.pop("rate").fillna(0.0).astype(float)

@@ -18,7 +18,7 @@ from sqlalchemy import and_, case, func, or_, select
 
 from e2a_assets.domain.billing import APPLIED_FLAGGED, APPROVED, AUTO_APPLIED
 from e2a_assets.warehouse.frames import read_table
-from e2a_assets.warehouse.schema import billable_orders, invoice_adjustments, invoices
+from e2a_assets.warehouse.schema import billable_orders, invoice_adjustments, invoices, order_charges
 
 STATE_COLUMNS = ["tenant", "invoices_open", "invoices_overdue", "invoices_paid", "overdue_cents"]
 
@@ -99,3 +99,17 @@ def invoiced_tenants(engine: Any) -> list[str]:
     return sorted(_read(engine, select(invoices.c.tenant).group_by(invoices.c.tenant))["tenant"])
 
 
+
+
+def uncharged_orders(engine: Any, tenants: list[str], last: dt.date, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Billable, not held orders of `tenants` with invoice_date <= `last`, billable by `as_of`,
+    that neither a charge (`order_charges`) nor an invoice holds: what a monthly invoice issued now
+    takes (DOMAIN §8.3). Two anti-joins in SQL, so only the uncharged rows come back."""
+    if not tenants:
+        return read_table(engine, billable_orders, [billable_orders.c.order_id.is_(None)])
+    stamp, _ = _utc(as_of)
+    b, c, i = billable_orders.c, order_charges.c, invoices.c
+    charged = select(c.order_id).where(and_(c.tenant == b.tenant, c.order_id == b.order_id)).exists()
+    invoiced = select(i.order_id).where(and_(i.tenant == b.tenant, i.order_id == b.order_id)).exists()
+    return read_table(engine, billable_orders, [b.tenant.in_(sorted(tenants)), b.billable.is_(True), b.held.is_(False),
+                                                b.invoice_date <= last, b.billable_at <= stamp, ~charged, ~invoiced])  # fmt: skip

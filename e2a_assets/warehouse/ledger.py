@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 
 from e2a_assets.domain.billing import plan_invoice_numbers
 from e2a_assets.domain.lineage import ADJUSTMENT, INVOICE
+from e2a_assets.domain.monthly import charge_rows
 from e2a_assets.domain.notes import MONTH_CLOSE_REASONS, NOTE_KINDS, adjustment_notes, month_close_notes, plan_note_numbers
 from e2a_assets.domain.policies import TenantRegistry
 from e2a_assets.domain.rate_cards import RateCardChanged, changed_versions, version_records
@@ -44,6 +45,8 @@ from e2a_assets.domain.statements import APPROVED, PENDING_REVIEW, REJECTED
 from e2a_assets.warehouse.frames import insert_frame, insert_new, read_table
 from e2a_assets.warehouse.schema import (
     ISSUED,
+    MONTHLY_INVOICE,
+    ORDER_INVOICE,
     invoice_adjustments,
     invoice_lines,
     invoice_sequences,
@@ -53,6 +56,7 @@ from e2a_assets.warehouse.schema import (
     note_lines,
     note_sequences,
     notes,
+    order_charges,
 )
 
 SUPERSEDED = "SUPERSEDED"
@@ -154,6 +158,7 @@ def issue_invoices(
         planned["issued_run_id"] = run_id
         planned["status"] = ISSUED
         planned["paid_at"] = None
+        planned["invoice_kind"] = ORDER_INVOICE
         rows = planned[[c.name for c in invoices.columns]]
         insert_frame(conn, invoices, rows)
         numbers = planned[["tenant", "order_id", "invoice_number"]]
@@ -173,6 +178,94 @@ def link_rows(links: pd.DataFrame, kind: str, numbers: pd.Series, stamp: Any, ru
     stamps = stamp.to_numpy() if isinstance(stamp, pd.Series) else stamp
     rows = links.assign(document_kind=kind, document_number=numbers.to_numpy(), linked_at=stamps, linked_run_id=run_id)
     return rows[[c.name for c in line_events.columns]]
+
+
+def issue_monthly_invoices(
+    engine: Engine,
+    plans: pd.DataFrame,
+    plan_lines: pd.DataFrame,
+    charges: pd.DataFrame,
+    policies: TenantRegistry | pd.DataFrame | None,
+    run_id: str,
+    as_of: pd.Timestamp,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Number and insert the monthly invoices of `plans` (`domain/monthly.py::plan_monthly_invoices`)
+    with their lines and their per-order charges (DOMAIN §8.3), in the invoice number series.
+
+    `charges`: the priced orders on each tenant's invoice (tenant, order_id, cohort_day,
+    invoice_date, billable_at, billable_basis, amount_cents, currency, rate_card_version). One
+    transaction: lock the (tenant, month) counters, skip a tenant whose invoice for the month exists
+    (a rerun, or a concurrent run that committed first), refuse when an order is already charged
+    or invoiced (nothing written), record the rate card versions, number, insert invoice, lines
+    and `order_charges`, advance the counters. Returns the (invoices, lines, charges) written.
+    """
+    empty = (pd.DataFrame(columns=[c.name for c in invoices.columns]),
+             pd.DataFrame(columns=[c.name for c in invoice_lines.columns]),
+             pd.DataFrame(columns=[c.name for c in order_charges.columns]))  # fmt: skip
+    if plans is None or plans.empty:
+        return empty
+    months = pd.to_datetime(pd.Series(plans["invoice_date"], dtype=object)).dt.strftime("%Y%m")
+    keys = sorted(set(zip(plans["tenant"], months)))
+    stamp = pd.Timestamp(as_of).tz_convert("UTC")
+    with engine.begin() as conn:
+        last_seq = _lock_counters(conn, invoice_sequences, keys)
+        done = _already_invoiced(conn, plans)
+        candidates = plans[[(t, o) not in done for t, o in zip(plans["tenant"], plans["order_id"])]]
+        if candidates.empty:
+            return empty
+        mine = charges[charges["tenant"].isin(set(candidates["tenant"]))]
+        taken = _already_invoiced(conn, mine) | _already_charged(conn, mine)
+        if taken:
+            tenant, order = sorted(taken)[0]
+            raise ValueError(f"{tenant}: order {order} is already invoiced or charged; the monthly invoice is not issued")
+        # The versions of its charges and its own (a month without orders: the version in force then).
+        used = pd.concat([mine[["tenant", "rate_card_version"]], candidates[["tenant", "rate_card_version"]]])
+        record_rate_cards(conn, used.rename(columns={"rate_card_version": "version"}), policies, stamp, run_id)
+        planned = plan_invoice_numbers(candidates, last_seq, policies)
+        planned = planned.assign(issued_at=stamp, issued_run_id=run_id, status=ISSUED, paid_at=None,
+                                 invoice_kind=MONTHLY_INVOICE)  # fmt: skip
+        rows = planned[[c.name for c in invoices.columns]]
+        insert_frame(conn, invoices, rows)
+        numbers = planned[["tenant", "invoice_number", "invoice_month"]]
+        lines = plan_lines.merge(numbers[["tenant", "invoice_number"]], on="tenant")[[c.name for c in invoice_lines.columns]]
+        insert_frame(conn, invoice_lines, lines)
+        charged = charge_rows(mine, numbers, stamp)
+        insert_frame(conn, order_charges, charged)
+        top = planned.groupby(["tenant", "invoice_month"])["invoice_seq"].max().rename("last_seq").reset_index()
+        _advance_counters(conn, invoice_sequences, top, stamp)
+    return rows.reset_index(drop=True), lines.reset_index(drop=True), charged
+
+
+def _already_charged(conn: Connection, frame: pd.DataFrame) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for tenant, orders in frame.groupby("tenant")["order_id"]:
+        ids = list(orders)
+        for start in range(0, len(ids), 1000):
+            stmt = select(order_charges.c.tenant, order_charges.c.order_id).where(
+                and_(order_charges.c.tenant == tenant, order_charges.c.order_id.in_(ids[start : start + 1000])))
+            found.update((t, o) for t, o in conn.execute(stmt))
+    return found
+
+
+def read_charges(conn_or_engine: Any, first: dt.date | None = None, last: dt.date | None = None,
+                 numbers: list[str] | None = None) -> pd.DataFrame:  # fmt: skip
+    """Per-order charges of monthly invoices: of cohort days [first, last] (index
+    ix_order_charges_day) and/or of the given invoice numbers."""
+    where = []
+    if first is not None:
+        where.append(order_charges.c.cohort_day >= first)
+    if last is not None:
+        where.append(order_charges.c.cohort_day <= last)
+    if numbers is not None:
+        numbers = sorted(set(numbers))
+        if not numbers:  # nothing to read: no query
+            return pd.DataFrame(columns=[c.name for c in order_charges.columns])
+        parts = [read_table(conn_or_engine, order_charges, [*where, order_charges.c.invoice_number.in_(numbers[i : i + 1000])])
+                 for i in range(0, len(numbers), 1000)]  # fmt: skip
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    else:
+        frame = read_table(conn_or_engine, order_charges, where)
+    return frame.sort_values(["tenant", "order_id"]).reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,7 +452,7 @@ def read_notes(conn_or_engine: Any, first: dt.date | None = None, last: dt.date 
 # Adjustments
 
 
-def record_adjustments(engine: Engine, new: pd.DataFrame, cohort_days: pd.DataFrame, run_id: str,
+def record_adjustments(engine: Engine, new: pd.DataFrame, cohort_days: pd.DataFrame | None, run_id: str,
                        lineage: pd.DataFrame | None = None) -> int:
     """Insert new RECALCULATION adjustments, mark the pending ones they supersede, and issue the
     note of every applied one (same transaction).
@@ -370,7 +463,8 @@ def record_adjustments(engine: Engine, new: pd.DataFrame, cohort_days: pd.DataFr
     """
     if new is None or new.empty:
         return 0
-    rows = new.merge(cohort_days, how="left", on=["tenant", "invoice_number"])
+    # A charge's adjustment (a monthly invoice holds many orders) comes with its order's cohort day.
+    rows = new.copy() if "cohort_day" in new.columns else new.merge(cohort_days, how="left", on=["tenant", "invoice_number"])
     rows["created_run_id"] = run_id
     with engine.begin() as conn:
         written = insert_new(conn, invoice_adjustments, rows, ["adjustment_id"])
@@ -445,6 +539,22 @@ def read_invoices(conn_or_engine: Any, tenant: str | None = None, month: str | N
         where.append(invoices.c.cohort_day <= last)
     frame = read_table(conn_or_engine, invoices, where)
     return frame.sort_values(["tenant", "invoice_month", "invoice_seq"]).reset_index(drop=True)
+
+
+def invoices_by_number(conn_or_engine: Any, numbers: list[str]) -> pd.DataFrame:
+    """The invoices with the given numbers (unique index on invoice_number)."""
+    numbers = sorted(set(numbers))
+    parts = [read_table(conn_or_engine, invoices, [invoices.c.invoice_number.in_(numbers[i : i + 1000])])
+             for i in range(0, len(numbers), 1000)] or [read_table(conn_or_engine, invoices, [invoices.c.invoice_number.is_(None)])]  # fmt: skip
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def invoices_of_orders(conn_or_engine: Any, orders: pd.DataFrame) -> pd.DataFrame:
+    """The invoices of the given (tenant, order_id) pairs (unique index on tenant, order_id)."""
+    keys = sorted(set(zip(orders["tenant"], orders["order_id"])))
+    parts = [read_table(conn_or_engine, invoices, [tuple_(invoices.c.tenant, invoices.c.order_id).in_(keys[i : i + 500])])
+             for i in range(0, len(keys), 500)] or [read_table(conn_or_engine, invoices, [invoices.c.invoice_number.is_(None)])]  # fmt: skip
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def cohort_day_span(engine: Engine) -> tuple[dt.date, dt.date] | None:

@@ -9,6 +9,8 @@ partition can be replaced atomically.
 from e2a_assets.warehouse.schema.base import TS, BigId, metadata
 from e2a_assets.warehouse.schema.billing import (
     ISSUED,
+    MONTHLY_INVOICE,
+    ORDER_INVOICE,
     billable_orders,
     billing_report,
     invoice_adjustments,
@@ -20,6 +22,7 @@ from e2a_assets.warehouse.schema.billing import (
     note_lines,
     note_sequences,
     notes,
+    order_charges,
     rate_card_versions,
 )
 from e2a_assets.warehouse.schema.exceptions import (
@@ -34,11 +37,12 @@ from e2a_assets.warehouse.schema.operations import alerts, operations_summary
 from e2a_assets.warehouse.schema.orders import CLOCKS, completed_orders, order_sla, orders, sla_metrics
 
 __all__ = [
-    "TS", "BigId", "metadata", "ISSUED",
+    "TS", "BigId", "metadata", "ISSUED", "ORDER_INVOICE", "MONTHLY_INVOICE",
     "event_log", "dead_letters", "webhook_events",
     "orders", "order_sla", "sla_metrics", "completed_orders", "CLOCKS",
     "exceptions", "exception_priorities", "exception_actions", "exception_patterns", "exception_insights",
     "billable_orders", "invoices", "invoice_lines", "invoice_sequences", "invoice_adjustments",
     "notes", "note_lines", "note_sequences", "monthly_statements", "billing_report", "rate_card_versions", "line_events",
+    "order_charges",
     "operations_summary", "alerts",
 ]  # fmt: skip

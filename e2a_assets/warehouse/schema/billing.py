@@ -24,6 +24,8 @@ from e2a_assets.domain.billing import MONEY_COLUMNS
 from e2a_assets.warehouse.schema.base import TS, flag_columns, metadata
 
 ISSUED = "issued"
+# What an invoice bills (DOMAIN §8.3): one order (`per_order` tenants) or a tenant's month.
+ORDER_INVOICE, MONTHLY_INVOICE = "order", "monthly"
 
 # Billable or held orders priced as of the run (held ones too: the report shows the amount on hold).
 billable_orders = Table(
@@ -74,6 +76,10 @@ invoices = Table(
     Column("status", String(16), nullable=False, default=ISSUED),
     Column("paid_at", TS),  # written by the finance system, never by e2a
     Column("rate_card_version", Integer, nullable=False),  # the version that priced it (DOMAIN §8.1)
+    # order | monthly (DOMAIN §8.3). A monthly invoice's order_id is `MONTHLY-{YYYYMM}` (one per
+    # tenant and month), its cohort_day and invoice_date the month's last day; its orders are in
+    # `order_charges`, its rate_card_version the highest version among them.
+    Column("invoice_kind", String(16), nullable=False, default=ORDER_INVOICE),
     UniqueConstraint("invoice_number", name="uq_invoices_number"),
     UniqueConstraint("tenant", "order_id", name="uq_invoices_order"),
     UniqueConstraint("tenant", "invoice_month", "invoice_seq", name="uq_invoices_seq"),
@@ -95,6 +101,30 @@ invoice_lines = Table(
     Column("amount_cents", BigInteger, nullable=False),
     Column("rate_card_version", Integer, nullable=False),
     UniqueConstraint("invoice_number", "line_no", name="uq_invoice_lines_line"),
+)
+
+# The per-order charges of monthly invoices (DOMAIN §8.3): a ledger inserted with its monthly
+# invoice, never rewritten. One row per billable order of a `monthly` tenant, naming the invoice it
+# is on; the amount is the order's price (`price_orders`, the same as a per-order invoice's). The
+# monthly invoice's per-order detail attachment is these rows.
+order_charges = Table(
+    "order_charges",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("invoice_number", String(96), nullable=False),
+    Column("billing_month", String(6), nullable=False),  # YYYYMM of the monthly invoice
+    Column("cohort_day", Date, nullable=False),
+    Column("invoice_date", Date, nullable=False),  # the order's own (the day it became billable)
+    Column("billable_at", TS, nullable=False),
+    Column("billable_basis", String(16), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("rate_card_version", Integer, nullable=False),
+    Column("issued_at", TS, nullable=False),
+    UniqueConstraint("tenant", "order_id", name="uq_order_charges_order"),
+    Index("ix_order_charges_day", "cohort_day", "tenant"),
+    Index("ix_order_charges_invoice", "tenant", "invoice_number"),
 )
 
 invoice_sequences = Table(

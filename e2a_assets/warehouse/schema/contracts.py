@@ -13,7 +13,18 @@ from dataclasses import dataclass
 
 from sqlalchemy import String, Table
 
-from e2a_assets.domain import billing, events, exception_patterns, exceptions, operations, orders, rate_cards, sla, statements
+from e2a_assets.domain import (
+    billing,
+    events,
+    exception_patterns,
+    exceptions,
+    monthly,
+    operations,
+    orders,
+    rate_cards,
+    sla,
+    statements,
+)
 from e2a_assets.warehouse import schema
 
 
@@ -39,6 +50,7 @@ CONTRACTS = (
     Contract(schema.completed_orders, tuple(billing.COMPLETED_COLUMNS)),
     Contract(schema.billable_orders, (*billing.BILLABLE_COLUMNS, *billing.PRICE_COLUMNS), ("as_of",)),
     Contract(schema.invoice_lines, tuple(billing.LINE_COLUMNS), ("invoice_number",)),
+    Contract(schema.order_charges, tuple(monthly.CHARGE_COLUMNS)),
     Contract(schema.invoice_adjustments, tuple(statements.ADJUSTMENT_COLUMNS),
              ("cohort_day", "superseded_by", "reviewed_at", "reviewed_by", "created_run_id")),
     Contract(schema.monthly_statements, tuple(statements.STATEMENT_COLUMNS)),
