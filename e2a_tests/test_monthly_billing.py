@@ -284,3 +284,64 @@ def test_checks_fail_on_a_tampered_monthly_ledger(warehouse_url, tmp_path, case)
     assert not evaluation.passed
     shown = evaluation.metadata["offenders"].value
     assert all(p in shown for p in problems), shown
+
+
+def test_an_order_released_after_issue_is_charged_on_the_next_monthly_invoice(warehouse_url, tmp_path):
+    """3003 (1 August) is held by a DAMAGED_PACKAGE exception when August is invoiced; released on
+    10 September, it is charged once, on September's invoice - never lost, never twice."""
+    engine = make_engine(warehouse_url)
+    seed(engine)
+    Ingestor(engine).ingest_many([
+        shopify_delivery("harbor-supply", "orders/create", shopify_order(3003, "2025-08-01T08:00:00Z"), "s-3003"),
+        wms("harbor-supply", "pick_completed", 3003, "2025-08-01T09:00:00Z", "p-3003"),
+        wms("harbor-supply", "manifested", 3003, "2025-08-01T20:00:00Z", "m-3003"),
+        wms("harbor-supply", "exception_reported", 3003, "2025-08-01T12:00:00Z", "x-3003", reason_code="DAMAGED_PACKAGE"),
+    ])  # fmt: skip
+    assert daily(warehouse_url, tmp_path).success
+    assert statements(warehouse_url, tmp_path, AT_GRACE).success
+    assert ledger.read_charges(engine)["order_id"].tolist() == ["3001", "3002"]
+    Ingestor(engine).ingest_many([wms("harbor-supply", "exception_resolved", 3003, "2025-09-10T09:00:00Z", "y-3003",
+                                      reason_code="DAMAGED_PACKAGE")])  # fmt: skip
+    result = daily(warehouse_url, tmp_path, as_of="2025-09-10T12:00:00+00:00")
+    # Billable now, awaiting September's invoice: not a missing invoice of its own.
+    assert result.success and all(passed(result).values()), passed(result)
+    again = statements(warehouse_url, tmp_path, "2025-09-10T12:00:00+00:00")  # August re-run: nothing new
+    assert again.success and all(passed(again).values()), passed(again)
+    september = dg.materialize([billing.monthly_statements, *STATEMENT_CHECKS], partition_key="2025-09-01",
+                               resources=build_resources(settings(warehouse_url, tmp_path)),
+                               tags={AS_OF_TAG: "2025-10-04T00:00:00+00:00"})  # fmt: skip
+    assert september.success and all(passed(september).values()), passed(september)
+    charges = ledger.read_charges(engine)
+    assert charges[["order_id", "invoice_number", "billing_month", "amount_cents"]].values.tolist() == [
+        ["3001", "HARBOR-SUPPLY-202508-0001", "202508", 70], ["3002", "HARBOR-SUPPLY-202508-0001", "202508", 140],
+        ["3003", "HARBOR-SUPPLY-202509-0001", "202509", 50]]  # pick 30 + 1 storage day 5, minimum order charge 50
+    assert ledger.read_invoices(engine, tenant="harbor-supply")["invoice_number"].tolist() == [
+        "HARBOR-SUPPLY-202508-0001", "HARBOR-SUPPLY-202509-0001"]
+
+
+def test_parallel_statement_runs_issue_one_monthly_invoice(warehouse_url, tmp_path):
+    """Four runs issuing August at once: one invoice, one set of charges, numbers gapless."""
+    import threading
+
+    from e2a_assets.services.billing import issue_monthly
+
+    engine = make_engine(warehouse_url)
+    seed(engine)
+    assert daily(warehouse_url, tmp_path).success
+    registry = settings(warehouse_url, tmp_path).registry()
+    errors: list[BaseException] = []
+
+    def issue(n: int) -> None:
+        try:
+            issue_monthly(make_engine(warehouse_url), registry, AUGUST, pd.Timestamp(AT_GRACE), f"run-{n}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=issue, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert ledger.read_invoices(engine, tenant="harbor-supply")["invoice_number"].tolist() == ["HARBOR-SUPPLY-202508-0001"]
+    assert ledger.read_charges(engine)["order_id"].tolist() == ["3001", "3002"]
