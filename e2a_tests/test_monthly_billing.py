@@ -156,13 +156,14 @@ def seed(engine) -> None:
     Ingestor(engine).ingest_many(d)
 
 
-def settings(url: str, tmp_path: Path):
-    return dataclasses.replace(settings_for(url, tmp_path), tenants_file=write_tenants(tmp_path, TENANTS))
+def settings(url: str, tmp_path: Path, tenants: str = TENANTS):
+    return dataclasses.replace(settings_for(url, tmp_path), tenants_file=write_tenants(tmp_path, tenants))
 
 
-def daily(url: str, tmp_path: Path, as_of: str = DAILY_AS_OF, raise_on_error: bool = True):
-    return dg.materialize([*DAILY, *CHECKS], partition_key=DAY.isoformat(), resources=build_resources(settings(url, tmp_path)),
-                          tags={AS_OF_TAG: as_of}, raise_on_error=raise_on_error)  # fmt: skip
+def daily(url: str, tmp_path: Path, as_of: str = DAILY_AS_OF, raise_on_error: bool = True, tenants: str = TENANTS):
+    return dg.materialize([*DAILY, *CHECKS], partition_key=DAY.isoformat(),
+                          resources=build_resources(settings(url, tmp_path, tenants)), tags={AS_OF_TAG: as_of},
+                          raise_on_error=raise_on_error)  # fmt: skip
 
 
 def statements(url: str, tmp_path: Path, as_of: str, raise_on_error: bool = True):
@@ -345,3 +346,14 @@ def test_parallel_statement_runs_issue_one_monthly_invoice(warehouse_url, tmp_pa
     assert errors == []
     assert ledger.read_invoices(engine, tenant="harbor-supply")["invoice_number"].tolist() == ["HARBOR-SUPPLY-202508-0001"]
     assert ledger.read_charges(engine)["order_id"].tolist() == ["3001", "3002"]
+
+
+def test_a_tenant_leaving_monthly_billing_is_never_invoiced_twice_for_a_charged_order(warehouse_url, tmp_path):
+    """harbor-supply's August orders are on its monthly invoice; switched to per_order, its next
+    daily run issues them no invoice of their own, and the checks pass."""
+    engine, result = issued_august(warehouse_url, tmp_path)
+    assert result.success
+    per_order = TENANTS.replace("billing_mode: monthly", "billing_mode: per_order")
+    result = daily(warehouse_url, tmp_path, as_of="2025-09-05T00:00:00+00:00", tenants=per_order)
+    assert result.success and all(passed(result).values()), passed(result)
+    assert ledger.read_invoices(engine, tenant="harbor-supply")["order_id"].tolist() == ["MONTHLY-202508"]

@@ -76,7 +76,8 @@ def with_recorded_versions(engine: Engine, billable: pd.DataFrame, first: dt.dat
                           columns=["tenant", "order_id", "rate_card_version", "issued_at"])  # fmt: skip
     # An order charged on a monthly invoice (DOMAIN §8.3) keeps the version recorded on its charge.
     charged = ledger.read_charges(engine, first, last)[["tenant", "order_id", "rate_card_version", "issued_at"]]
-    invoiced = pd.concat([invoiced, charged], ignore_index=True) if len(charged) else invoiced
+    # (An order both invoiced and charged - a damaged ledger the coverage check reports - is priced once.)
+    invoiced = pd.concat([invoiced, charged], ignore_index=True).drop_duplicates(["tenant", "order_id"]) if len(charged) else invoiced
     if as_of is not None:
         invoiced = invoiced[invoiced["issued_at"] <= as_of]
     out = billable.drop(columns=["rate_card_version"], errors="ignore")

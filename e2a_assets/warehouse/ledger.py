@@ -132,8 +132,8 @@ def issue_invoices(
     that already have an invoice, record the rate card versions that price their first invoice and
     refuse (`RateCardChanged`, nothing written) when `policies` changes a recorded one, plan
     numbers, insert invoices and lines and the lines' `lineage` (`lineage.py::line_events` rows
-    of these orders) into `line_events`, advance the counters. Returns the (invoices, lines) rows
-    written.
+    of these orders) into `line_events`, advance the counters. An order charged on a monthly
+    invoice (DOMAIN §8.3) counts as invoiced. Returns the (invoices, lines) rows written.
     """
     empty = (pd.DataFrame(columns=[c.name for c in invoices.columns]),
              pd.DataFrame(columns=[c.name for c in invoice_lines.columns]))  # fmt: skip
@@ -145,7 +145,8 @@ def issue_invoices(
     stamp = pd.Timestamp(as_of).tz_convert("UTC")
     with engine.begin() as conn:
         last_seq = _lock_counters(conn, invoice_sequences, keys)
-        done = _already_invoiced(conn, candidates)
+        # An order charged on a monthly invoice (a tenant that has since left monthly billing) has its invoice.
+        done = _already_invoiced(conn, candidates) | _already_charged(conn, candidates)
         if done:
             keep = [(t, o) not in done for t, o in zip(candidates["tenant"], candidates["order_id"])]
             candidates = candidates[keep]
