@@ -52,6 +52,8 @@ LINE_KINDS = (
 # The two lines a monthly invoice (DOMAIN §8.3, monthly.py) adds after its orders' summed lines;
 # the volume discount is the one negative line an invoice may carry.
 VOLUME_DISCOUNT_LINE, MINIMUM_FEE_LINE = "volume_discount", "minimum_monthly_fee"
+# What an invoice bills (DOMAIN §8.3): one order (`per_order` tenants) or a tenant's month.
+ORDER_INVOICE, MONTHLY_INVOICE = "order", "monthly"
 # How an order reached its billable state, in order of precedence (DOMAIN §5).
 COMPLETIONS = ("shipped", "delivered", "cancelled")
 COMPLETED_COLUMNS = [

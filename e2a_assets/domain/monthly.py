@@ -14,15 +14,22 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from e2a_assets.domain.billing import MINIMUM_FEE_LINE, VOLUME_DISCOUNT_LINE, LINE_KINDS, as_int, mul_floor, policy_table
+from e2a_assets.domain.billing import (
+    LINE_COLUMNS,
+    LINE_KINDS,
+    MINIMUM_FEE_LINE,
+    MONTHLY_INVOICE,
+    VOLUME_DISCOUNT_LINE,
+    as_int,
+    mul_floor,
+    policy_table,
+)
 from e2a_assets.domain.invoice_validation import validate_invoice_amounts
 from e2a_assets.domain.notes import month_end
 from e2a_assets.domain.policies import TenantRegistry
 from e2a_assets.domain.statements import discount_tiers
 
 MONTHLY_ORDER_PREFIX = "MONTHLY-"
-# Monthly invoice lines: the per-order line kinds in DOMAIN §5 order, then the month's two.
-MONTHLY_LINE_KINDS = (*LINE_KINDS, VOLUME_DISCOUNT_LINE, MINIMUM_FEE_LINE)
 CHARGE_COLUMNS = [
     "tenant", "order_id", "invoice_number", "billing_month", "cohort_day", "invoice_date", "billable_at",
     "billable_basis", "amount_cents", "currency", "rate_card_version", "issued_at",
@@ -31,8 +38,7 @@ PLAN_COLUMNS = [
     "tenant", "order_id", "cohort_day", "invoice_date", "billable_at", "billable_basis", "amount_cents", "currency",
     "rate_card_version", "orders", "charges_cents", "discount_rate", "discount_cents", "minimum_top_up_cents",
 ]  # fmt: skip
-MONTHLY_LINE_COLUMNS = ["tenant", "order_id", "line_no", "kind", "description", "quantity", "unit_cents", "amount_cents",
-                        "rate_card_version"]
+MONTHLY_LINE_COLUMNS = LINE_COLUMNS  # a monthly invoice's lines are stored like any invoice's
 # The problems the monthly checks report.
 MISSING_CHARGE, CHARGED_TWICE, CHARGE_WITHOUT_INVOICE = "missing_charge", "charged_twice", "charge_without_invoice"
 CHARGES_MISMATCH, UNBILLABLE_CHARGE = "charges_mismatch", "unbillable_charge"
@@ -129,7 +135,7 @@ def plan_monthly_invoices(
     inv["cohort_day"] = last
     inv["invoice_date"] = last
     inv["billable_at"] = pd.Timestamp(last).tz_localize("UTC") + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
-    inv["billable_basis"] = "monthly"
+    inv["billable_basis"] = MONTHLY_INVOICE
 
     rank = {kind: n for n, kind in enumerate(LINE_KINDS)}
     if lines.empty:
@@ -234,10 +240,10 @@ def validate_charge_coverage(charges: pd.DataFrame, invoices: pd.DataFrame, bill
         return pd.DataFrame(columns=cols)
     ch = charges[["tenant", "order_id", "invoice_number"]]
     parts = [ch[ch.duplicated(["tenant", "order_id"], keep=False)].assign(problem=CHARGED_TWICE)]
-    per_order = invoices[invoices["invoice_kind"] != "monthly"][["tenant", "order_id", "invoice_number"]]
+    per_order = invoices[invoices["invoice_kind"] != MONTHLY_INVOICE][["tenant", "order_id", "invoice_number"]]
     both = ch.merge(per_order[["tenant", "order_id"]], on=["tenant", "order_id"])
     parts.append(both.assign(problem=CHARGED_TWICE))
-    monthly = invoices[invoices["invoice_kind"] == "monthly"][["tenant", "invoice_number"]].assign(_known=True)
+    monthly = invoices[invoices["invoice_kind"] == MONTHLY_INVOICE][["tenant", "invoice_number"]].assign(_known=True)
     orphan = ch.merge(monthly, how="left", on=["tenant", "invoice_number"])
     parts.append(orphan[orphan["_known"].isna()].assign(problem=CHARGE_WITHOUT_INVOICE))
     stray = ch.merge(billable[["tenant", "order_id"]], how="left", on=["tenant", "order_id"], indicator=True)

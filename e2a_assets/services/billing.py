@@ -1,6 +1,7 @@
 """Billing figures recomputed from the warehouse: reads the source rows of some cohort days and
 applies the domain's billing rules. Used by the billing assets, the invoice checks and the CLI;
-and the monthly statements with their month-close notes."""
+and the monthly statements with their month-close notes and the monthly invoices of `monthly`
+tenants (DOMAIN §8.3)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ from e2a_assets.domain.statements import ADJUSTMENT_COLUMNS, build_monthly_state
 from e2a_assets.services import billing_reads as reads
 from e2a_assets.services.ledger_scope import invoices_of_months, lines_of
 from e2a_assets.warehouse import ledger, schema
-from e2a_assets.warehouse.schema import MONTHLY_INVOICE
 from e2a_assets.warehouse.frames import read_days, read_table
+from e2a_assets.warehouse.schema import MONTHLY_INVOICE
 
 
 def recompute_billable(
@@ -99,8 +100,8 @@ def charge_adjustments(engine: Engine, stored: pd.DataFrame, first: dt.date, las
     last] (DOMAIN §8.2, §8.3): each charge is judged like a per-order invoice - its amount +
     applied adjustments against `stored` (billable_orders rows) priced again with the charge's
     rate card version - and the adjustment names the monthly invoice, so its note references it.
-    A charge issued, or adjusted, after `as_of` is left alone. Columns `ADJUSTMENT_COLUMNS` +
-    cohort_day (the order's)."""
+    A charge issued, or adjusted, after `as_of` is left alone, and so are the charges of a damaged
+    monthly invoice. Columns `ADJUSTMENT_COLUMNS` + cohort_day (the order's)."""
     charges = ledger.read_charges(engine, first, last)
     charges = charges[charges["issued_at"] <= as_of]
     if charges.empty:

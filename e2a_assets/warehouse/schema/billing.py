@@ -20,12 +20,10 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from e2a_assets.domain.billing import MONEY_COLUMNS
+from e2a_assets.domain.billing import MONEY_COLUMNS, MONTHLY_INVOICE, ORDER_INVOICE
 from e2a_assets.warehouse.schema.base import TS, flag_columns, metadata
 
 ISSUED = "issued"
-# What an invoice bills (DOMAIN §8.3): one order (`per_order` tenants) or a tenant's month.
-ORDER_INVOICE, MONTHLY_INVOICE = "order", "monthly"
 
 # Billable or held orders priced as of the run (held ones too: the report shows the amount on hold).
 billable_orders = Table(
