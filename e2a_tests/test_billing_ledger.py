@@ -245,10 +245,14 @@ def test_billing_schedule_on_an_empty_warehouse_covers_yesterday(defs):
 
 def test_monthly_statements_schedule_runs_after_month_end(defs):
     schedule, requests = evaluate(defs, "monthly_statements_schedule", dt.datetime(2025, 9, 1, 4, 30, tzinfo=UTC))
-    assert schedule.cron_schedule == "30 4 1 * *"
+    assert schedule.cron_schedule == "30 4 1-8 * *"
     assert schedule.job_name == "monthly_statements_job"
     assert [r.partition_key for r in requests] == ["2025-08-01"]
     assert requests[0].tags["e2a/as_of"] == "2025-09-01T04:30:00+00:00"
+    # The 4th: August again, after the 3 days' grace of the monthly tenants (DOMAIN §8.3).
+    _, requests = evaluate(defs, "monthly_statements_schedule", dt.datetime(2025, 9, 4, 4, 30, tzinfo=UTC))
+    assert [r.partition_key for r in requests] == ["2025-08-01"]
+    assert requests[0].tags["e2a/as_of"] == "2025-09-04T04:30:00+00:00"
 
 
 def test_definitions_load_with_billing(defs):
