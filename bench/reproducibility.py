@@ -37,6 +37,7 @@ from e2a_assets.simulator.runner import ingest_deliveries  # noqa: E402
 from e2a_assets.simulator.traffic import generate  # noqa: E402
 from e2a_assets.warehouse import schema  # noqa: E402
 from e2a_assets.warehouse.digests import differences, table_digests  # noqa: E402
+from e2a_assets.domain.monthly import MONTHLY_ORDER_PREFIX  # noqa: E402
 from e2a_assets.warehouse.engine import make_engine, sqlite_url  # noqa: E402
 from e2a_assets.warehouse.frames import read_table  # noqa: E402
 from e2a_assets.warehouse.migrate import upgrade  # noqa: E402
@@ -61,7 +62,9 @@ def evaluation_times(last: dt.date) -> tuple[pd.Timestamp, str, pd.Timestamp]:
 
 def late_returns(engine, occurred_at: str) -> list[Delivery]:  # noqa: ANN001
     """A `return_received` for the first invoiced order of each tenant, after it was invoiced."""
-    issued = read_table(engine, schema.invoices).sort_values("invoice_number").groupby("tenant").head(1)
+    book = read_table(engine, schema.invoices)
+    # Per-order invoices only: a monthly invoice's order_id names the month, not an order.
+    issued = book[~book["order_id"].str.startswith(MONTHLY_ORDER_PREFIX)].sort_values("invoice_number").groupby("tenant").head(1)
     return [
         Delivery(row.tenant, "wms", {}, json.dumps({
             "event_id": f"late-{row.order_id}", "event_type": "return_received", "order_id": str(row.order_id),

@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # rows, late returns adjust issued invoices, some orders of an earlier cohort day become billable
 # after orders of a later one (numbered differently by a backfill and by daily runs until invoice
 # numbers went cohort day by cohort day), and each run takes seconds.
-SIZES = dict(tenants=2, days=3, orders_per_day=12, seed=11)
-SIZE_ARGS = ["--tenants", "2", "--days", "3", "--orders-per-day", "12", "--seed", "11"]
+SIZES = dict(tenants=3, days=3, orders_per_day=12, seed=11)
+SIZE_ARGS = ["--tenants", "3", "--days", "3", "--orders-per-day", "12", "--seed", "11"]
 
 
 def load_bench():
