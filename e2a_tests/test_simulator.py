@@ -164,14 +164,14 @@ def test_orders_have_a_daytime_peak(large, canonical):
 # ------------------------------------------------------------------------------ mix
 
 
-def test_proportions(large):
+def test_proportions(large, registry):
     scenario = _orders(large)
     n = len(scenario)
     counts = Counter(scenario.values())
     problems = sum(counts[s] for s in PROBLEMS) / n
     cancels = sum(counts[s] for s in CANCELLATIONS) / n
     returns = sum(counts[s] for s in RETURNS) / n
-    assert n == 2 * 10 * 150
+    assert n == len(registry.policies) * 10 * 150
     assert 0.16 < problems < 0.24
     assert 0.01 < cancels < 0.035
     assert 0.015 < returns < 0.045
