@@ -60,12 +60,22 @@ def test_explain_prints_each_line_with_its_deliveries_and_the_adjustments(issued
     # The late return: rush (70 + 250) x 2 = 640, +500 applied and flagged, linked to its event.
     adjustment = next(n for n, line in enumerate(lines) if line.startswith("  adjustment "))
     assert "DEMO-3PL-202508-0002-A01  debit $5.00  APPLIED_FLAGGED" in lines[adjustment]
-    assert lines[adjustment + 1] == "    adds to line 5 returns: 1 event(s)"  # of the order priced again
-    assert lines[adjustment + 2].split()[-3:] == ["wms", "return_received", "r-1003-1"]
+    # Applied, so issued as a debit note (DOMAIN §8.2); the note explains itself the same way.
+    assert lines[adjustment + 1].startswith("    issued as note DEMO-3PL-DN-")
+    note_number = lines[adjustment + 1].split()[-1]
+    assert lines[adjustment + 2] == "    adds to line 5 returns: 1 event(s)"  # of the order priced again
+    assert lines[adjustment + 3].split()[-3:] == ["wms", "return_received", "r-1003-1"]
+    main(["invoices", "explain", note_number])
+    note = capsys.readouterr().out.splitlines()
+    assert note[0] == f"debit note {note_number}  tenant demo-3pl  for invoice DEMO-3PL-202508-0002"
+    assert "amount $5.00  reason RECALCULATION" in note[1]
+    assert note[3] == "  from adjustment DEMO-3PL-202508-0002-A01:"
+    assert note[4] == "    adds to line 5 returns: 1 event(s)"
+    assert note[5].split()[-3:] == ["wms", "return_received", "r-1003-1"]
     with pytest.raises(SystemExit) as exit_info:
         main(["invoices", "explain", "DEMO-3PL-209901-0001"])
     assert exit_info.value.code == 1
-    assert capsys.readouterr().err.strip() == "e2a: DEMO-3PL-209901-0001: no invoice with that number"
+    assert capsys.readouterr().err.strip() == "e2a: DEMO-3PL-209901-0001: no invoice or note with that number"
 
 
 def test_backfill_derives_what_issuing_wrote(issued, warehouse_url, tmp_path, capsys):

@@ -51,9 +51,13 @@ def explain_text(parts: dict[str, pd.DataFrame]) -> str:
                    f"{money(line.amount_cents)}  (rate card v{int(line.rate_card_version)})  {line.description}")  # fmt: skip
         out += _deliveries(own[own["line_no"] == line.line_no] if len(own) else own, "      ")
     adjustments = parts["adjustments"]
+    notes = parts.get("notes")
+    note_of = dict(zip(notes["source_id"], notes["note_number"])) if notes is not None and len(notes) else {}
     for adj in adjustments.itertuples(index=False):
         out.append(f"  adjustment {adj.adjustment_id}  {adj.kind} {money(adj.delta_cents)}  {adj.status}  dated "
                    f"{adj.adjustment_date}  reason {adj.reason}  (rate card v{int(adj.rate_card_version)})")  # fmt: skip
+        if adj.adjustment_id in note_of:
+            out.append(f"    issued as note {note_of[adj.adjustment_id]}")
         mine = links[(links["document_kind"] == "adjustment") & (links["document_number"] == adj.adjustment_id)] \
             if len(links) else links  # fmt: skip
         if mine.empty:
@@ -66,17 +70,47 @@ def explain_text(parts: dict[str, pd.DataFrame]) -> str:
     return "\n".join(out)
 
 
+def explain_note_text(parts: dict[str, pd.DataFrame]) -> str:
+    """The printed explanation of one credit or debit note (see `services/lineage.py::explain_note`)."""
+    note = parts["note"].iloc[0]
+    money = lambda cents: format_money(int(cents), note["currency"])  # noqa: E731
+    refers = f"invoice {note['invoice_number']}" if note["invoice_number"] else f"statement month {note['statement_month']}"
+    out = [f"{note['kind']} note {note['note_number']}  tenant {note['tenant']}  for {refers}",
+           f"  dated {note['note_date']}, issued {_when(note['issued_at'])}  amount {money(note['amount_cents'])}  "
+           f"reason {note['reason']}"]  # fmt: skip
+    for line in parts["lines"].itertuples(index=False):
+        out.append(f"  line {int(line.line_no)}  {line.kind:<20} {int(line.quantity)} x {money(line.unit_cents)} = "
+                   f"{money(line.amount_cents)}  {line.description}")  # fmt: skip
+    links = parts["links"]
+    if len(links):
+        out.append(f"  from adjustment {note['source_id']}:")
+        for (line_no, kind), group in links.groupby(["line_no", "kind"], sort=True):
+            out.append(f"    adds to line {int(line_no)} {kind}: {int((group['role'] == 'counted').sum()) or len(group)} event(s)")
+            out += _deliveries(group, "      ")
+    elif note["reason"] == "RECALCULATION":
+        out.append(f"  from adjustment {note['source_id']}: no contributing events recorded")
+    else:
+        out.append("  from the month's totals (no events): see the monthly statement")
+    return "\n".join(out)
+
+
 @click.command("explain")
 @click.argument("number")
 def explain(number: str) -> None:
     """Each line of an invoice with its amount and rate card version, and under it every delivery
-    that produced it (received time, source, event type, event id); then its adjustments."""
-    from e2a_assets.services.lineage import explain_invoice
+    that produced it (received time, source, event type, event id); then its adjustments and the
+    notes they were issued as. Given a credit or debit note number: the note, its line and the
+    deliveries of the adjustment it was issued for."""
+    from e2a_assets.services.lineage import explain_invoice, explain_note
 
     engine = prepared_warehouse(Settings.from_env())
     parts = explain_invoice(engine, number.strip())
     if parts is None:
-        raise E2AError(f"{number}: no invoice with that number")
+        note = explain_note(engine, number.strip())
+        if note is None:
+            raise E2AError(f"{number}: no invoice or note with that number")
+        click.echo(explain_note_text(note))
+        return
     click.echo(explain_text(parts))
 
 

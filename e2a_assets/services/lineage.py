@@ -232,7 +232,21 @@ def explain_invoice(engine: Engine, number: str) -> dict[str, pd.DataFrame] | No
     links = pd.concat([read_links(engine, INVOICE, [number]),
                        read_links(engine, ADJUSTMENT, list(adjustments["adjustment_id"]))], ignore_index=True)  # fmt: skip
     return {"invoice": inv, "lines": lines.sort_values("line_no"), "adjustments": adjustments,
-            "links": _with_deliveries(engine, links)}  # fmt: skip
+            "notes": ledger.notes_of_invoices(engine, [number]), "links": _with_deliveries(engine, links)}  # fmt: skip
+
+
+def explain_note(engine: Engine, number: str) -> dict[str, pd.DataFrame] | None:
+    """What `e2a invoices explain` prints for a credit or debit note number, None when unknown:
+    the note, its line, and - for a recalculation note - the links of the adjustment it was issued
+    for (the late events it bills), with each event's delivery. Month-close notes (volume discount,
+    minimum top-up) come from the month's totals, not from events."""
+    note = read_table(engine, schema.notes, [schema.notes.c.note_number == number])
+    if note.empty:
+        return None
+    lines = read_table(engine, schema.note_lines, [schema.note_lines.c.note_number == number])
+    source = str(note["source_id"].iloc[0])
+    return {"note": note, "lines": lines.sort_values("line_no"),
+            "links": _with_deliveries(engine, read_links(engine, ADJUSTMENT, [source]))}  # fmt: skip
 
 
 def _with_deliveries(engine: Engine, links: pd.DataFrame) -> pd.DataFrame:
