@@ -19,6 +19,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from e2a_assets.checks.offenders import offenders_markdown
 from e2a_assets.domain.invoice_validation import (
     AMOUNT_MISMATCH,
     MISSING_INVOICE,
@@ -39,7 +40,6 @@ from e2a_assets.services.lineage import lineage_problems
 from e2a_assets.warehouse import ledger
 from e2a_assets.warehouse.schema import MONTHLY_INVOICE
 
-SHOWN_ROWS = 50
 RANGE_START, RANGE_END, PARTITION = RANGE_START_TAG, RANGE_END_TAG, "dagster/partition"
 
 
@@ -63,10 +63,7 @@ def _run_chunks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseReso
 
 
 def _result(offenders: pd.DataFrame, columns: list[str], extra: dict | None = None) -> dg.AssetCheckResult:
-    shown = offenders[[c for c in columns if c in offenders.columns]].head(SHOWN_ROWS)
-    table = shown.to_markdown(index=False) if len(shown) else "_none_"
-    if len(offenders) > SHOWN_ROWS:
-        table += f"\n\n_first {SHOWN_ROWS} of {len(offenders)}_"
+    table = offenders_markdown(offenders, columns)
     return dg.AssetCheckResult(
         passed=offenders.empty,
         severity=dg.AssetCheckSeverity.ERROR,

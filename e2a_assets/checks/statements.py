@@ -20,6 +20,7 @@ import dagster as dg
 import pandas as pd
 
 from e2a_assets.checks.invoices import run_days
+from e2a_assets.checks.offenders import offenders_markdown
 from e2a_assets.domain.notes import month_end, validate_note_numbers, validate_statement_reconciliation
 from e2a_assets.domain.monthly import monthly_statement_figures, validate_monthly_invoices
 from e2a_assets.resources import TenantRegistryResource, WarehouseResource
@@ -29,7 +30,6 @@ from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.schema import MONTHLY_INVOICE
 from e2a_assets.warehouse.frames import read_table
 
-SHOWN_ROWS = 50
 CHECK = dict(asset="monthly_statements", blocking=True)
 
 
@@ -46,10 +46,7 @@ def _months(context: dg.AssetCheckExecutionContext, engine) -> tuple[dt.date, dt
 
 
 def _result(offenders: pd.DataFrame, columns: list[str], checked: int) -> dg.AssetCheckResult:
-    shown = offenders[[c for c in columns if c in offenders.columns]].head(SHOWN_ROWS)
-    table = shown.to_markdown(index=False) if len(shown) else "_none_"
-    if len(offenders) > SHOWN_ROWS:
-        table += f"\n\n_first {SHOWN_ROWS} of {len(offenders)}_"
+    table = offenders_markdown(offenders, columns)
     return dg.AssetCheckResult(
         passed=offenders.empty,
         severity=dg.AssetCheckSeverity.ERROR,
