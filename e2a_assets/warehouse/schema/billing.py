@@ -85,6 +85,18 @@ invoices = Table(
     Index("ix_invoices_date", "invoice_date", "tenant"),
 )
 
+def _priced_line() -> list[Column]:
+    """What every document line says (invoice and note lines alike): its kind, the words printed
+    for it, quantity x unit price = amount."""
+    return [
+        Column("kind", String(32), nullable=False),
+        Column("description", Text, nullable=False),
+        Column("quantity", BigInteger, nullable=False),
+        Column("unit_cents", BigInteger, nullable=False),
+        Column("amount_cents", BigInteger, nullable=False),
+    ]
+
+
 invoice_lines = Table(
     "invoice_lines",
     metadata,
@@ -92,11 +104,7 @@ invoice_lines = Table(
     Column("tenant", String(64), nullable=False),
     Column("order_id", String(128), nullable=False),
     Column("line_no", Integer, nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("description", Text, nullable=False),
-    Column("quantity", BigInteger, nullable=False),
-    Column("unit_cents", BigInteger, nullable=False),
-    Column("amount_cents", BigInteger, nullable=False),
+    *_priced_line(),
     Column("rate_card_version", Integer, nullable=False),
     UniqueConstraint("invoice_number", "line_no", name="uq_invoice_lines_line"),
 )
@@ -222,11 +230,7 @@ note_lines = Table(
     Column("note_number", String(96), nullable=False),
     Column("tenant", String(64), nullable=False),
     Column("line_no", Integer, nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("description", Text, nullable=False),
-    Column("quantity", BigInteger, nullable=False),
-    Column("unit_cents", BigInteger, nullable=False),
-    Column("amount_cents", BigInteger, nullable=False),
+    *_priced_line(),
     UniqueConstraint("note_number", "line_no", name="uq_note_lines_line"),
 )
 
