@@ -10,19 +10,25 @@ import pytest
 from e2a_assets.domain.billing import build_billable_orders, price_orders
 from e2a_assets.domain.lineage import (
     COUNTED,
+    LINKED_BUT_NOT_EVENT_DERIVED,
     LINKED_TWICE,
     MISSING_LINK,
+    NOTE_LINKS_DIFFER,
     QUANTITY_MISMATCH,
     STORAGE_END,
     STORAGE_START,
     TAG,
     UNKNOWN_EVENT,
     UNLINKED_EVENT,
+    charge_lineage,
     line_events,
     new_links,
+    note_lineage,
     validate_event_links,
     validate_line_quantities,
+    validate_note_links,
 )
+from e2a_assets.domain.monthly import plan_monthly_invoices
 from e2a_assets.domain.policies import load_registry
 from e2a_tests.factories import make_events
 from e2a_tests.test_domain_billing import make_orders
@@ -143,3 +149,48 @@ def test_a_late_event_is_a_new_link_of_the_recalculation(registry):
     _, billable2, _, lines2 = _priced(registry, more)
     added = new_links(line_events(more, billable2, lines2), issued)
     assert list(zip(added["kind"], added["event_id"], added["role"])) == [("pick", "p3", COUNTED)]
+
+
+def test_charges_link_their_events_on_the_monthly_invoice_line_they_were_summed_into(registry):
+    events, billable, totals, lines = _priced(registry)
+    plans, plan_lines = plan_monthly_invoices(totals, lines, registry, pd.Timestamp("2025-08-01").date(), ["demo-3pl"])
+    kinds = dict(zip(plan_lines["kind"], plan_lines["line_no"]))
+    # 1001: pick 2, pack, label, storage, gift wrap, returns, rush; 1002: pick 1, storage, minimum top-up.
+    assert plan_lines.set_index("kind").loc["pick", "quantity"] == 3
+    links = charge_lineage(line_events(events, billable, lines), lines, plan_lines)
+    got = sorted(zip(links["order_id"], links["line_no"], links["kind"], links["role"], links["event_id"]))
+    assert [g for g in got if g[2] == "pick"] == [("1001", kinds["pick"], "pick", COUNTED, "p1"),
+                                                  ("1001", kinds["pick"], "pick", COUNTED, "p2"),
+                                                  ("1002", kinds["pick"], "pick", COUNTED, "q1")]  # fmt: skip
+    assert [g[1:] for g in got if g[2] == "multiplier_rush"] == [(kinds["multiplier_rush"], "multiplier_rush", TAG, "u1")]
+    # The monthly line's quantity is its counted links over every charge; the month's totals link nothing.
+    monthly = plan_lines.assign(invoice_number="M-1")
+    assert validate_line_quantities(monthly, links.assign(invoice_number="M-1")).empty
+    assert set(links["line_no"]) <= set(plan_lines.loc[~plan_lines["kind"].isin(["volume_discount", "minimum_monthly_fee"]),
+                                                       "line_no"])  # fmt: skip
+    tampered = pd.concat([links, links[links["event_id"] == "q1"].assign(line_no=kinds["minimum_monthly_fee"])])
+    problems = validate_line_quantities(monthly, tampered.assign(invoice_number="M-1"))
+    assert list(zip(problems["kind"], problems["problem"])) == [("minimum_monthly_fee", LINKED_BUT_NOT_EVENT_DERIVED)]
+
+
+def test_a_note_has_its_adjustments_links_and_month_close_notes_none():
+    adjustment = pd.DataFrame({"tenant": "t", "order_id": "o", "line_no": [5], "kind": "returns", "source": "wms",
+                               "event_id": "r1", "event_type": "return_received", "role": COUNTED,
+                               "rate_card_version": 1, "adjustment_id": "I-A01"})  # fmt: skip
+    notes = pd.DataFrame({"tenant": "t", "order_id": ["o", None], "invoice_number": ["I", None],
+                          "note_number": ["T-DN-202509-0001", "T-DN-202508-0001"], "source_id": ["I-A01", "T-202508-MIN"],
+                          "reason": ["RECALCULATION", "MINIMUM_TOP_UP"]})  # fmt: skip
+    own = note_lineage(adjustment, notes)
+    assert own[["note_number", "line_no", "kind", "event_id", "role"]].values.tolist() == [
+        ["T-DN-202509-0001", 5, "returns", "r1", COUNTED]]
+    by_note = own.rename(columns={"note_number": "document_number"})
+    by_adjustment = adjustment.rename(columns={"adjustment_id": "document_number"})
+    assert validate_note_links(notes, by_note, by_adjustment).empty
+    problems = validate_note_links(notes, by_note.iloc[0:0], by_adjustment)
+    assert problems[["note_number", "links", "linked_events", "problem"]].values.tolist() == [
+        ["T-DN-202509-0001", 0, 1, MISSING_LINK]]
+    other = by_note.assign(event_id="r2")
+    assert validate_note_links(notes, other, by_adjustment)["problem"].tolist() == [NOTE_LINKS_DIFFER]
+    on_totals = pd.concat([by_note, by_note.assign(document_number="T-DN-202508-0001")])
+    assert validate_note_links(notes, on_totals, by_adjustment)[["note_number", "problem"]].values.tolist() == [
+        ["T-DN-202508-0001", LINKED_BUT_NOT_EVENT_DERIVED]]

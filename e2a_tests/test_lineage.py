@@ -67,7 +67,7 @@ def test_explain_prints_each_line_with_its_deliveries_and_the_adjustments(issued
     assert lines[adjustment + 3].split()[-3:] == ["wms", "return_received", "r-1003-1"]
     main(["invoices", "explain", note_number])
     note = capsys.readouterr().out.splitlines()
-    assert note[0] == f"debit note {note_number}  tenant demo-3pl  for invoice DEMO-3PL-202508-0002"
+    assert note[0] == f"debit note {note_number}  tenant demo-3pl  for invoice DEMO-3PL-202508-0002  order 1003"
     assert "amount $5.00  reason RECALCULATION" in note[1]
     assert note[3] == "  from adjustment DEMO-3PL-202508-0002-A01:"
     assert note[4] == "    adds to line 5 returns: 1 event(s)"
@@ -89,12 +89,12 @@ def test_backfill_derives_what_issuing_wrote(issued, warehouse_url, tmp_path, ca
     assert "no_lineage" in evaluation.metadata["offenders"].value
     capsys.readouterr()
     main(["invoices", "lineage"])
-    assert capsys.readouterr().out.strip() == "4 invoice(s) without lineage: run `e2a invoices lineage --backfill`"
+    assert capsys.readouterr().out.strip() == "4 document(s) without lineage: run `e2a invoices lineage --backfill`"
     main(["invoices", "lineage", "--backfill"])
-    assert capsys.readouterr().out.strip() == f"backfilled the lineage of 4 document(s) (invoices and adjustments): {len(written)} link(s)"
+    assert capsys.readouterr().out.strip() == f"backfilled the lineage of 4 document(s) (invoices, charges, adjustments, notes): {len(written)} link(s)"
     pd.testing.assert_frame_equal(links_of(issued), written)
     main(["invoices", "lineage", "--backfill"])  # once per invoice
-    assert capsys.readouterr().out.strip() == "backfilled the lineage of 0 document(s) (invoices and adjustments): 0 link(s)"
+    assert capsys.readouterr().out.strip() == "backfilled the lineage of 0 document(s) (invoices, charges, adjustments, notes): 0 link(s)"
     result = run(warehouse_url, tmp_path, as_of="2025-09-03T12:00:00+00:00")
     assert check_results(result)[CHECK].passed
 

@@ -33,7 +33,7 @@ from e2a_assets.services.billing import (
     recompute_billable,
     reprice_invoiced,
 )
-from e2a_assets.services.lineage import adjustment_lineage
+from e2a_assets.services.lineage import adjustment_lineage, charge_adjustment_lineage
 from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.frames import read_days, replace_partition
 
@@ -141,7 +141,8 @@ def invoice_adjustments(
         # Charges on monthly invoices (DOMAIN §8.3) are corrected per order by the same rules; their
         # notes reference the monthly invoice.
         charged = charge_adjustments(engine, stored, first, last, registry, as_of)
-        ledger.record_adjustments(engine, charged, None, run_id)
+        ledger.record_adjustments(engine, charged, None, run_id,
+                                  charge_adjustment_lineage(engine, first, last, as_of, stored, charged, registry))
         new = pd.concat([p for p in (new, charged) if len(p)], ignore_index=True) if len(charged) else new
         return {"new": new, "later": later, "damaged": damaged}
 

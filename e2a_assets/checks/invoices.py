@@ -236,9 +236,11 @@ def invoice_amounts_non_negative(context: dg.AssetCheckExecutionContext, warehou
                    {"invoices_checked": dg.MetadataValue.int(checked)})
 
 
-@dg.asset_check(**CHECK, description="Row-level lineage: every line's quantity equals its linked counted "
-                "events and every line links what it must; every billable event of an invoiced order is "
-                "linked to exactly one line (run's cohort days; whole ledger in ledger_audit_job).")  # fmt: skip
+@dg.asset_check(**CHECK, description="Row-level lineage: every invoice line's (per-order or monthly) quantity "
+                "equals its linked counted events and every line links what it must; every note links its "
+                "adjustment's events (month-close notes none); every billable event of an invoiced or charged "
+                "order is linked to exactly one line, charge or note (run's cohort days; whole ledger in "
+                "ledger_audit_job).")  # fmt: skip
 def invoice_lines_match_their_events(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, clock: ClockResource
 ) -> dg.AssetCheckResult:
@@ -248,11 +250,9 @@ def invoice_lines_match_their_events(
     for first, last in chunks:
         book = ledger.read_invoices(engine, first=first, last=last)
         book = book[book["issued_at"] <= as_of]  # what was known at the run's evaluation time
-        if book.empty:
-            continue
         offenders, linked = lineage_problems(engine, book, first, last, as_of)
         found.append(offenders)
         checked, links = checked + len(book), links + linked
-    return _result(_concat(found), ["invoice_number", "tenant", "order_id", "line_no", "kind", "quantity",
+    return _result(_concat(found), ["invoice_number", "note_number", "tenant", "order_id", "line_no", "kind", "quantity",
                                     "linked_events", "source", "event_id", "event_type", "problem"],
                    {"invoices_checked": dg.MetadataValue.int(checked), "links_checked": dg.MetadataValue.int(links)})  # fmt: skip

@@ -15,6 +15,8 @@ from sqlalchemy import Engine
 
 from e2a_assets.settings import Settings
 
+UPGRADE_RUN_ID = "e2a db upgrade"
+
 
 def is_embedded_default(settings: Settings) -> bool:
     """True when the warehouse is the default SQLite file, not one named by DATABASE_URL."""
@@ -46,26 +48,35 @@ def db() -> None:
 
 @db.command("upgrade")
 def upgrade_command() -> None:
-    """Migrate the warehouse (DATABASE_URL, or the default SQLite file) to this e2a's revision.
+    """Migrate the warehouse (DATABASE_URL, or the default SQLite file) to this e2a's revision,
+    then write the row-level lineage of documents issued without one (what `e2a invoices lineage
+    --backfill` does; nothing when there are none).
 
     Safe to run from several hosts at once: one migrates, the others wait and find it done."""
     from e2a_assets.warehouse.engine import make_engine
     from e2a_assets.warehouse.migrate import BASELINE, shown_url, upgrade
 
-    engine = make_engine(Settings.from_env().database_url)
+    from e2a_assets.cli.lineage import backfill_ledger
+
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url)
     try:
         result = upgrade(engine)
+        where = f"warehouse {shown_url(engine)}"
+        before = result.before or "none"
+        if result.adopted:
+            click.echo(f"{where}: made before versioned migrations; its tables match revision {BASELINE}, stamped it")
+            before = BASELINE
+        if before == result.after:
+            click.echo(f"{where}: at revision {result.after}, up to date")
+        else:
+            click.echo(f"{where}: upgraded from revision {before} to {result.after}")
+        # Documents issued before their lineage existed (revisions 0007, 0009) get it now, once: the
+        # lineage check would otherwise fail on them and block billing_report.
+        documents, links = backfill_ledger(engine, settings, UPGRADE_RUN_ID)
+        click.echo(f"{where}: lineage backfilled for {documents} document(s), {links} link(s)")
     finally:
         engine.dispose()
-    where = f"warehouse {shown_url(engine)}"
-    before = result.before or "none"
-    if result.adopted:
-        click.echo(f"{where}: made before versioned migrations; its tables match revision {BASELINE}, stamped it")
-        before = BASELINE
-    if before == result.after:
-        click.echo(f"{where}: at revision {result.after}, up to date")
-    else:
-        click.echo(f"{where}: upgraded from revision {before} to {result.after}")
 
 
 @db.command("current")

@@ -14,6 +14,13 @@ line, and the rules behind the lineage asset check.
   `order_created` / `order_updated` / `order_paid` payload carrying tags, as `build_orders` reads them);
 - `completion`: the minimum top-up links the event that made the order billable (its subtotal was
   then under the minimum).
+
+The same rows serve every document (docs/rules/lineage.md): a per-order invoice's lines; a
+`monthly` tenant's per-order charges, each link on the line of the monthly invoice the charge's
+line was summed into (`charge_lineage`); a recalculation adjustment, and the credit/debit note it
+was issued as, which gets its own copy (`note_lineage`). The volume discount and the minimum fee
+top-up - lines of a monthly invoice or month-close notes - come from the month's totals and link no
+event: they are "not event-derived" by kind (`NOT_EVENT_DERIVED_KINDS`, `NOT_EVENT_DERIVED_REASONS`).
 """
 
 from __future__ import annotations
@@ -21,7 +28,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from e2a_assets.domain.billing import COUNTED_KINDS, EVENT_KEY, LINE_KINDS, counted_events
+from e2a_assets.domain.billing import (
+    COUNTED_KINDS,
+    EVENT_KEY,
+    LINE_KINDS,
+    MINIMUM_FEE_LINE,
+    VOLUME_DISCOUNT_LINE,
+    counted_events,
+)
+from e2a_assets.domain.notes import MONTH_CLOSE_REASONS
 from e2a_assets.domain.orders import MILESTONE_OF, PAYLOAD_EVENT_TYPES
 
 COUNTED, STORAGE_START, STORAGE_END, TAG, COMPLETION = "counted", "storage_start", "storage_end", "tag", "completion"
@@ -29,13 +44,20 @@ ROLES = (COUNTED, STORAGE_START, STORAGE_END, TAG, COMPLETION)
 STORAGE_KINDS = ("storage", "storage_long_term")
 TAG_PREFIXES = ("service_", "multiplier_")
 MINIMUM_KIND = "minimum_top_up"
-# Documents a lineage row belongs to: an invoice line, a recalculation adjustment, a credit/debit note line.
-INVOICE, ADJUSTMENT, NOTE = "invoice", "adjustment", "note"
+# Documents a lineage row belongs to: an invoice line, a recalculation adjustment, a credit/debit
+# note, a per-order charge on a monthly invoice (document_number = the monthly invoice, order_id
+# = the charged order, line_no = the monthly invoice's line the charge's line was summed into).
+INVOICE, ADJUSTMENT, NOTE, CHARGE = "invoice", "adjustment", "note", "charge"
+# What comes from the month's totals, not from events: the monthly invoice's volume discount and
+# minimum fee lines, the month-close notes.
+NOT_EVENT_DERIVED_KINDS = (VOLUME_DISCOUNT_LINE, MINIMUM_FEE_LINE)
+NOT_EVENT_DERIVED_REASONS = MONTH_CLOSE_REASONS
 LINEAGE_COLUMNS = ["tenant", "order_id", "line_no", "kind", "source", "event_id", "event_type", "role",
                    "rate_card_version"]  # fmt: skip
 # The problems the lineage check reports.
 QUANTITY_MISMATCH, UNLINKED_EVENT, LINKED_TWICE, MISSING_LINK, UNKNOWN_EVENT = (
     "quantity_mismatch", "unlinked_event", "event_linked_twice", "missing_link", "unknown_event")  # fmt: skip
+NOTE_LINKS_DIFFER, LINKED_BUT_NOT_EVENT_DERIVED = "note_links_differ", "linked_but_not_event_derived"
 # Which role each kind of line must link at least once (per-event kinds: exactly `quantity` counted events).
 REQUIRED_ROLES = {
     **{k: (STORAGE_START, STORAGE_END) for k in STORAGE_KINDS},
@@ -129,6 +151,11 @@ def validate_line_quantities(lines: pd.DataFrame, lineage: pd.DataFrame) -> pd.D
     per_event = out["kind"].isin(list(COUNTED_KINDS))
     wrong = per_event & (out["linked_events"] != out["quantity"].astype(np.int64))
     problems = [out[wrong.to_numpy()].assign(problem=QUANTITY_MISMATCH)]
+    # The month's totals (volume discount, minimum fee) link no event, by kind: a link is an error.
+    linked = lineage[["invoice_number", "line_no"]].drop_duplicates().astype({"line_no": np.int64}).assign(_linked=True)
+    totals = out[out["kind"].isin(NOT_EVENT_DERIVED_KINDS).to_numpy()].astype({"line_no": np.int64})
+    totals = totals.merge(linked, on=doc)
+    problems.append(totals.drop(columns="_linked").assign(problem=LINKED_BUT_NOT_EVENT_DERIVED))
     required = pd.DataFrame([(k, r) for k, roles in REQUIRED_ROLES.items() for r in roles], columns=["kind", "role"])
     have = lineage[[*doc, "role"]].drop_duplicates().astype({"line_no": np.int64}).assign(_has=True)
     need = out.astype({"line_no": np.int64}).merge(required, on="kind").merge(have, how="left", on=[*doc, "role"])
@@ -160,4 +187,74 @@ def validate_event_links(expected: pd.DataFrame, links: pd.DataFrame, known: pd.
         stray = docs.merge(known[key].drop_duplicates().assign(_known=True), how="left", on=key)
         found.append(stray[stray["_known"].isna()].drop(columns="_known").assign(problem=UNKNOWN_EVENT))
     found = [p.reindex(columns=cols) for p in found if len(p)]
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=cols)
+
+
+def charge_lineage(links: pd.DataFrame, lines: pd.DataFrame, plan_lines: pd.DataFrame) -> pd.DataFrame:
+    """The lineage of per-order charges on their monthly invoice (DOMAIN §8.3): `links` (`line_events`
+    over the charged orders' priced `lines`) moved onto the line of the monthly invoice each order's
+    line was summed into (`plan_lines`, `monthly.py::plan_monthly_invoices`: by kind, rate card
+    version and unit price; a multiplier by kind and version). Columns `LINEAGE_COLUMNS`; the
+    order_id says which charge a link belongs to."""
+    if links is None or links.empty or plan_lines is None or plan_lines.empty:
+        return pd.DataFrame(columns=LINEAGE_COLUMNS)
+    key = ["tenant", "kind", "rate_card_version"]
+    plan = plan_lines[~plan_lines["kind"].isin(NOT_EVENT_DERIVED_KINDS)].rename(columns={"line_no": "_line"})
+    plan = plan.astype({"rate_card_version": np.int64, "unit_cents": np.int64})
+    own = lines[["tenant", "order_id", "line_no", "kind", "rate_card_version", "unit_cents"]].astype(
+        {"rate_card_version": np.int64, "unit_cents": np.int64, "line_no": np.int64})
+    multiplier = own["kind"].str.startswith("multiplier_")
+    by_price = own[~multiplier].merge(plan[[*key, "unit_cents", "_line"]], on=[*key, "unit_cents"])
+    by_kind = own[multiplier].merge(plan.loc[plan["kind"].str.startswith("multiplier_"), [*key, "_line"]], on=key)
+    mapping = pd.concat([by_price, by_kind], ignore_index=True)[["tenant", "order_id", "line_no", "_line"]]
+    out = links.astype({"line_no": np.int64}).merge(mapping, on=["tenant", "order_id", "line_no"])
+    out = out.drop(columns="line_no").rename(columns={"_line": "line_no"})
+    out["line_no"] = out["line_no"].astype(np.int64)
+    return out[LINEAGE_COLUMNS].reset_index(drop=True)
+
+
+def note_lineage(adjustment_links: pd.DataFrame, notes: pd.DataFrame) -> pd.DataFrame:
+    """A recalculation note's own links (DOMAIN §8.2): those of the adjustment it was issued for
+    (`adjustment_links`: lineage rows with `adjustment_id`), under the note's number (`notes`:
+    note_number, source_id). `line_no` stays the line of the order's recomputed pricing the events
+    add to (a note has one line). Month-close notes have no adjustment, hence no links.
+    Columns `LINEAGE_COLUMNS` + note_number."""
+    cols = [*LINEAGE_COLUMNS, "note_number"]
+    if adjustment_links is None or adjustment_links.empty or notes is None or notes.empty:
+        return pd.DataFrame(columns=cols)
+    source = notes[["note_number", "source_id"]].rename(columns={"source_id": "adjustment_id"})
+    return adjustment_links.merge(source, on="adjustment_id")[cols].reset_index(drop=True)
+
+
+def validate_note_links(notes: pd.DataFrame, note_links: pd.DataFrame, adjustment_links: pd.DataFrame) -> pd.DataFrame:
+    """Notes whose links do not account for them: a recalculation note whose links are not exactly
+    those of its adjustment (`note_links_differ`; `missing_link` when it has none), a note that
+    is not event-derived by its reason (volume discount, minimum top-up) but links events.
+    `note_links`: lineage rows with `document_number` = the note; `adjustment_links`: with
+    `document_number` = the adjustment id."""
+    cols = ["tenant", "order_id", "invoice_number", "note_number", "links", "linked_events", "problem"]
+    if notes is None or notes.empty:
+        return pd.DataFrame(columns=cols)
+    key = ["line_no", "kind", "source", "event_id", "role"]
+
+    def keyed(links: pd.DataFrame, by: str) -> pd.Series:
+        if links is None or links.empty:
+            return pd.Series(dtype=object)
+        frame = links.astype({"line_no": np.int64})
+        return frame.groupby(by)[key].apply(lambda g: frozenset(map(tuple, g.to_numpy().tolist())))
+
+    own = keyed(note_links.rename(columns={"document_number": "note_number"}), "note_number")
+    theirs = keyed(adjustment_links.rename(columns={"document_number": "source_id"}), "source_id")
+    out = notes[["tenant", "order_id", "invoice_number", "note_number", "source_id", "reason"]].copy()
+    mine = out["note_number"].map(own)
+    wanted = out["source_id"].map(theirs)
+    out["links"] = mine.map(lambda s: len(s) if isinstance(s, frozenset) else 0).astype(np.int64)
+    out["linked_events"] = wanted.map(lambda s: len(s) if isinstance(s, frozenset) else 0).astype(np.int64)
+    totals = out["reason"].isin(NOT_EVENT_DERIVED_REASONS)
+    same = pd.Series([(a if isinstance(a, frozenset) else frozenset()) == (b if isinstance(b, frozenset) else frozenset())
+                      for a, b in zip(mine, wanted)], index=out.index, dtype=bool)  # fmt: skip
+    problems = [out[totals & out["links"].gt(0)].assign(problem=LINKED_BUT_NOT_EVENT_DERIVED),
+                out[~totals & ~same & out["links"].eq(0)].assign(problem=MISSING_LINK),
+                out[~totals & ~same & out["links"].gt(0)].assign(problem=NOTE_LINKS_DIFFER)]  # fmt: skip
+    found = [p[cols] for p in problems if len(p)]
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=cols)

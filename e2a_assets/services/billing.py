@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Engine, Table
 
 from e2a_assets.domain.billing import PRICE_COLUMNS, build_billable_orders, price_orders
-from e2a_assets.domain.lineage import line_events
+from e2a_assets.domain.lineage import charge_lineage, line_events
 from e2a_assets.domain.monthly import (
     apply_monthly_figures,
     as_charge_invoices,
@@ -186,9 +186,21 @@ def issue_monthly(engine: Engine, registry: TenantRegistry, month: dt.date, as_o
     due = due_tenants(registry, month, as_of)
     existing = invoices_of_months(engine, [(t, code) for t in due], ["tenant", "order_id"]) if due else None
     due = [t for t in due if not ((existing["tenant"] == t) & (existing["order_id"] == monthly_order_id(month))).any()]
-    _, totals, lines = monthly_charges(engine, registry, due, month, as_of)
+    stored, totals, lines = monthly_charges(engine, registry, due, month, as_of)
     plans, plan_lines = plan_monthly_invoices(totals, lines, registry, month, due)
-    return ledger.issue_monthly_invoices(engine, plans, plan_lines, totals, registry, run_id, as_of)
+    lineage = charge_lineage(priced_lineage(engine, stored, lines), lines, plan_lines)
+    return ledger.issue_monthly_invoices(engine, plans, plan_lines, totals, registry, run_id, as_of, lineage)
+
+
+def priced_lineage(engine: Engine, stored: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """Which events each of `lines` comes from, `lines` priced from the `stored` billable_orders
+    rows: per order, the events it had counted (occurred by the row's own `as_of`)."""
+    if stored.empty:
+        return line_events(None, stored, lines)
+    events = read_days(engine, schema.webhook_events, "cohort_day", stored["cohort_day"].min(), stored["cohort_day"].max())
+    events = events[events["tenant"].isin(set(stored["tenant"]))]
+    at = events.merge(stored[["tenant", "order_id", "as_of"]].rename(columns={"as_of": "_priced_at"}), on=["tenant", "order_id"])
+    return line_events(at[at["occurred_at"] <= at["_priced_at"]].drop(columns="_priced_at"), stored, lines)
 
 
 def with_monthly_figures(engine: Engine, registry: TenantRegistry, statement: pd.DataFrame, book: pd.DataFrame,

@@ -36,7 +36,7 @@ from sqlalchemy import Engine, Table, and_, bindparam, func, select, tuple_, upd
 from sqlalchemy.engine import Connection
 
 from e2a_assets.domain.billing import plan_invoice_numbers
-from e2a_assets.domain.lineage import ADJUSTMENT, INVOICE
+from e2a_assets.domain.lineage import ADJUSTMENT, CHARGE, INVOICE, NOTE, note_lineage
 from e2a_assets.domain.monthly import charge_rows
 from e2a_assets.domain.notes import MONTH_CLOSE_REASONS, NOTE_KINDS, adjustment_notes, month_close_notes, plan_note_numbers
 from e2a_assets.domain.policies import TenantRegistry
@@ -189,9 +189,11 @@ def issue_monthly_invoices(
     policies: TenantRegistry | pd.DataFrame | None,
     run_id: str,
     as_of: pd.Timestamp,
+    lineage: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Number and insert the monthly invoices of `plans` (`domain/monthly.py::plan_monthly_invoices`)
-    with their lines and their per-order charges (DOMAIN §8.3), in the invoice number series.
+    with their lines and their per-order charges (DOMAIN §8.3), in the invoice number series, and
+    the charges' `lineage` (`lineage.py::charge_lineage` rows: each on its monthly invoice line).
 
     `charges`: the priced orders on each tenant's invoice (tenant, order_id, cohort_day,
     invoice_date, billable_at, billable_basis, amount_cents, currency, rate_card_version). One
@@ -232,6 +234,9 @@ def issue_monthly_invoices(
         insert_frame(conn, invoice_lines, lines)
         charged = charge_rows(mine, numbers, stamp)
         insert_frame(conn, order_charges, charged)
+        if lineage is not None and len(lineage):
+            links = lineage.merge(charged[["tenant", "order_id", "invoice_number"]], on=["tenant", "order_id"])
+            insert_frame(conn, line_events, link_rows(links, CHARGE, links["invoice_number"], stamp, run_id))
         top = planned.groupby(["tenant", "invoice_month"])["invoice_seq"].max().rename("last_seq").reset_index()
         _advance_counters(conn, invoice_sequences, top, stamp)
     return rows.reset_index(drop=True), lines.reset_index(drop=True), charged
@@ -384,9 +389,26 @@ def _issue_notes(conn: Connection, candidates: pd.DataFrame, run_id: str,
         "amount_cents": planned["amount_cents"],
     })  # fmt: skip
     insert_frame(conn, note_lines, lines)
+    link_notes(conn, rows, run_id)
     top = planned.groupby(["tenant", "kind", "note_month"])["note_seq"].max().rename("last_seq").reset_index()
     _advance_counters(conn, note_sequences, top, planned["issued_at"].max())
     return rows.reset_index(drop=True)
+
+
+def link_notes(conn: Connection, issued: pd.DataFrame, run_id: str) -> int:
+    """Give the recalculation notes among `issued` (notes rows) their own `line_events` rows: their
+    adjustment's links under the note's number (`lineage.py::note_lineage`), stamped with the
+    note's `issued_at`; once per link. Month-close notes link nothing. Returns the links written."""
+    sources = sorted(set(issued["source_id"]))
+    parts = [read_table(conn, line_events, [line_events.c.document_kind == ADJUSTMENT,
+                                            line_events.c.document_number.in_(sources[i : i + 1000])])
+             for i in range(0, len(sources), 1000)]  # fmt: skip
+    found = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if found.empty:
+        return 0
+    links = note_lineage(found.rename(columns={"document_number": "adjustment_id"}), issued)
+    links = links.merge(issued[["note_number", "issued_at"]], on="note_number")
+    return insert_new(conn, line_events, link_rows(links, NOTE, links["note_number"], links["issued_at"], run_id), LINK_KEY)
 
 
 def _currencies(conn: Connection, numbers: list[str]) -> pd.DataFrame:
@@ -559,13 +581,16 @@ def invoices_of_orders(conn_or_engine: Any, orders: pd.DataFrame) -> pd.DataFram
 
 
 def cohort_day_span(engine: Engine) -> tuple[dt.date, dt.date] | None:
-    """First and last cohort day of the invoice ledger (one aggregate), None when it is empty."""
-    stmt = select(func.min(invoices.c.cohort_day), func.max(invoices.c.cohort_day))
+    """First and last cohort day of the invoice ledger, charges included (a monthly invoice is
+    dated its month's last day, its orders earlier); None when it is empty."""
+    days = []
     with engine.connect() as conn:
-        first, last = conn.execute(stmt).one()
-    if first is None:
+        for table in (invoices, order_charges):
+            days += [d for d in conn.execute(select(func.min(table.c.cohort_day), func.max(table.c.cohort_day))).one()
+                     if d is not None]  # fmt: skip
+    if not days:
         return None
-    return pd.Timestamp(first).date(), pd.Timestamp(last).date()
+    return min(pd.Timestamp(d).date() for d in days), max(pd.Timestamp(d).date() for d in days)
 
 
 def tenant_months(engine: Engine) -> list[tuple[str, str]]:
