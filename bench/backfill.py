@@ -9,9 +9,9 @@ The same simulated events are written (bench/_bench.py `load_events`) into two f
   last day) of every daily asset of the order, exception and billing paths as their jobs define
   them (the union of `order_processing_job`, `exception_management_job` and `billing_job`), with
   the asset checks those jobs run, in a child process; per-step times from the run's event log.
-- Direct: the same domain/service/warehouse calls the asset bodies make - the same reads, rules
-  and partition writes, the invoice ledger and documents - in one Python loop over the same
-  assets and days, no Dagster, no checks, no metadata.
+- Direct: the functions of `e2a_assets.services.refresh` that the assets run for each chunk of
+  days (the same reads, rules and partition writes, the invoice ledger and documents), called in
+  one Python loop over the same assets and chunks, no Dagster, no checks, no per-day metadata.
 
 Afterwards the derived tables of both warehouses are compared (a digest of every row, run ids
 and write times left out): they must be identical, or the direct loop is not doing the same work
@@ -63,117 +63,51 @@ def dagster_selection() -> list[str]:
 
 
 def direct_steps(engine, settings, first: dt.date, last: dt.date, as_of: pd.Timestamp) -> dict[str, Callable[[], None]]:  # noqa: ANN001
-    """name -> the asset body's reads, rules and writes over first..last, in dependency order."""
-    from e2a_assets.assets.exceptions import _pattern_window
-    from e2a_assets.documents.invoices import lines_for, missing_documents, write_invoice_documents
-    from e2a_assets.domain.billing import PRICE_COLUMNS, build_completed_orders, price_orders
-    from e2a_assets.domain.exception_patterns import build_insights, build_patterns, in_pattern_window
-    from e2a_assets.domain.exceptions import build_exceptions, plan_actions, prioritize
-    from e2a_assets.domain.orders import build_orders
-    from e2a_assets.domain.sla import build_order_sla, build_sla_metrics
-    from e2a_assets.domain.statements import build_billing_report, compute_adjustments
-    from e2a_assets.intake.landing import cohort_events
-    from e2a_assets.services import billing_reads as reads
-    from e2a_assets.services.billing import recompute_billable, reprice_invoiced
-    from e2a_assets.warehouse import ledger, schema
-    from e2a_assets.warehouse.frames import read_days
-    from e2a_assets.warehouse.frames import replace_partition as replace
-    from e2a_assets.warehouse.outbox import sync_actions
+    """name -> the asset's work over first..last, in dependency order: the very functions of
+    `e2a_assets.services.refresh` that the asset hands to `materialize_by_chunks`, over the same
+    chunks of days (E2A_CHUNK_DAYS), with the same arguments - only Dagster, the per-day figures
+    and the checks are left out."""
+    from e2a_assets.partitions import day_chunks
+    from e2a_assets.services.rate_cards import verify_rate_cards
+    from e2a_assets.services.refresh import billing as b
+    from e2a_assets.services.refresh import exceptions as e
+    from e2a_assets.services.refresh import orders as o
 
     registry = settings.registry()
     policies = registry.policy_frame()
     run_id = "direct-loop"
-    invoice_dir = str(settings.invoice_dir)
-    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    folder = str(settings.invoice_dir)
 
-    def rd(table, column="cohort_day"):  # noqa: ANN001, ANN202
-        return read_days(engine, table, column, first, last)
+    steps = {
+        "webhook_events": lambda lo, hi: o.refresh_webhook_events(engine, lo, hi),
+        "orders": lambda lo, hi: o.refresh_orders(engine, lo, hi, as_of, policies),
+        "order_sla": lambda lo, hi: o.refresh_order_sla(engine, lo, hi, as_of, policies),
+        "exceptions": lambda lo, hi: e.refresh_exceptions(engine, lo, hi, as_of, policies),
+        "sla_metrics": lambda lo, hi: o.refresh_sla_metrics(engine, lo, hi, as_of, policies),
+        "completed_orders": lambda lo, hi: o.refresh_completed_orders(engine, lo, hi, as_of),
+        "exception_priorities": lambda lo, hi: e.refresh_exception_priorities(engine, lo, hi, as_of, policies),
+        "exception_actions": lambda lo, hi: e.refresh_exception_actions(engine, lo, hi, as_of),
+        "exception_patterns": lambda lo, hi: e.refresh_exception_patterns(engine, lo, hi),
+        "exception_insights": lambda lo, hi: e.refresh_exception_insights(engine, lo, hi),
+        "billable_orders": lambda lo, hi: b.refresh_billable_orders(engine, lo, hi, as_of, registry),
+        "invoice_adjustments": lambda lo, hi: b.record_invoice_adjustments(engine, lo, hi, as_of, registry, run_id),
+        "invoices": lambda lo, hi: b.issue_invoices(engine, lo, hi, as_of, registry, run_id, folder),
+        "billing_report": lambda lo, hi: b.refresh_billing_report(engine, lo, hi, as_of),
+    }
 
-    def webhook_events():  # noqa: ANN202
-        replace(engine, schema.webhook_events, cohort_events(engine, first, last), "cohort_day", first, last)
+    # The billing assets take their registry through `billing_registry`, which first verifies the
+    # rate card versions recorded on the ledger, once per asset.
+    verified = {"billable_orders", "invoice_adjustments", "invoices"}
 
-    def orders():  # noqa: ANN202
-        events = rd(schema.webhook_events)
-        replace(engine, schema.orders, build_orders(events[events["occurred_at"] <= as_of], as_of, policies),
-                "cohort_day", first, last)
+    def over_chunks(name, step):  # noqa: ANN001, ANN202
+        def run() -> None:
+            if name in verified:
+                verify_rate_cards(engine, registry)
+            for lo, hi in day_chunks(first, last, settings.chunk_days):
+                step(lo, hi)
+        return run
 
-    def order_sla():  # noqa: ANN202
-        replace(engine, schema.order_sla, build_order_sla(rd(schema.orders), as_of, policies), "cohort_day", first, last)
-
-    def exceptions():  # noqa: ANN202
-        frame = build_exceptions(rd(schema.webhook_events), rd(schema.orders), rd(schema.order_sla), as_of, policies)
-        replace(engine, schema.exceptions, frame, "cohort_day", first, last)
-
-    def sla_metrics():  # noqa: ANN202
-        frame = build_sla_metrics(rd(schema.orders), rd(schema.order_sla), rd(schema.exceptions), as_of=as_of,
-                                  policies=policies)
-        replace(engine, schema.sla_metrics, frame, "day", first, last)
-
-    def completed_orders():  # noqa: ANN202
-        replace(engine, schema.completed_orders, build_completed_orders(rd(schema.orders), as_of),
-                "cohort_day", first, last)
-
-    def exception_priorities():  # noqa: ANN202
-        replace(engine, schema.exception_priorities, prioritize(rd(schema.exceptions), as_of, policies),
-                "cohort_day", first, last)
-
-    def exception_actions():  # noqa: ANN202
-        sync_actions(engine, plan_actions(rd(schema.exceptions)), first, last, as_of)
-        rd(schema.exception_actions)  # the asset reads the outbox back for its figures
-
-    def exception_patterns():  # noqa: ANN202
-        window = _pattern_window(engine, first, last)
-        frame = pd.concat([build_patterns(window, day) for day in days], ignore_index=True)
-        replace(engine, schema.exception_patterns, frame, "day", first, last)
-
-    def exception_insights():  # noqa: ANN202
-        patterns = rd(schema.exception_patterns, "day")
-        window = _pattern_window(engine, first, last)
-        parts = [build_insights(patterns[patterns["day"] == day], window[in_pattern_window(window["opened_at"], day).to_numpy()])
-                 for day in days]  # fmt: skip
-        replace(engine, schema.exception_insights, pd.concat(parts, ignore_index=True), "day", first, last)
-
-    def billable_orders():  # noqa: ANN202
-        billable, totals, _ = recompute_billable(engine, first, last, as_of, registry, orders_table=schema.completed_orders)
-        frame = billable.merge(totals[["tenant", "order_id", *PRICE_COLUMNS]], how="left", on=["tenant", "order_id"])
-        frame["as_of"] = as_of
-        replace(engine, schema.billable_orders, frame, "cohort_day", first, last)
-
-    def invoice_adjustments():  # noqa: ANN202
-        issued = ledger.read_invoices(engine, first=first, last=last)
-        recomputed = reprice_invoiced(rd(schema.billable_orders), issued, registry)
-        existing = ledger.read_adjustments_for(engine, issued)
-        later = set(issued.loc[issued["issued_at"] > as_of, "invoice_number"])
-        later |= set(existing.loc[existing["created_at"] > as_of, "invoice_number"])
-        damaged = set(ledger.inconsistent_invoices(engine, issued)["invoice_number"])
-        candidates = issued[~issued["invoice_number"].isin(later | damaged)]
-        new = compute_adjustments(candidates, recomputed, existing, registry, as_of)
-        ledger.record_adjustments(engine, new, issued[["tenant", "invoice_number", "cohort_day"]], run_id)
-
-    def invoices():  # noqa: ANN202
-        stored = rd(schema.billable_orders)
-        ready = stored[stored["billable"] & (stored["billable_at"] <= as_of)]
-        totals, lines = price_orders(ready.drop(columns=[*PRICE_COLUMNS, "as_of"]), registry)
-        candidates = totals.merge(ready[["tenant", "order_id", "billable_basis"]], on=["tenant", "order_id"])
-        issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, run_id, as_of)
-        write_invoice_documents(invoice_dir, issued, issued_lines, registry)
-        book = ledger.read_invoices(engine, first=first, last=last)
-        missing = book[missing_documents(invoice_dir, book).to_numpy()]
-        if len(missing):
-            write_invoice_documents(invoice_dir, missing, lines_for(engine, list(missing["invoice_number"])), registry)
-
-    def billing_report():  # noqa: ANN202
-        book = reads.invoices_dated(engine, first, last)
-        held = reads.held_backlog(engine, last)
-        adjustments = reads.adjustments_for_report(engine, first, last, book)
-        earlier = reads.ledger_states(engine, as_of, before=first)
-        parts = [build_billing_report(book, held, adjustments, as_of, day, earlier) for day in days]
-        frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
-        replace(engine, schema.billing_report, frame, "day", first, last)
-
-    return {f.__name__: f for f in (webhook_events, orders, order_sla, exceptions, sla_metrics, completed_orders,
-                                    exception_priorities, exception_actions, exception_patterns, exception_insights,
-                                    billable_orders, invoice_adjustments, invoices, billing_report)}
+    return {name: over_chunks(name, step) for name, step in steps.items()}
 
 
 def main(argv: list[str] | None = None) -> None:

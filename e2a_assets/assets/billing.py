@@ -13,29 +13,23 @@ import pandas as pd
 
 from e2a_assets.assets.common import FINANCE, OPS, number, preview, warehouse_assets
 from e2a_assets.assets.ranges import materialize_by_chunks
-from e2a_assets.documents.invoices import lines_for, missing_documents, write_charge_attachments, write_invoice_documents
+from e2a_assets.documents.invoices import lines_for, write_charge_attachments, write_invoice_documents
 from e2a_assets.documents.notes import write_note_documents
-from e2a_assets.domain.billing import COMPLETIONS, PRICE_COLUMNS, build_completed_orders, price_orders
-from e2a_assets.domain.statements import (
-    APPLIED_FLAGGED,
-    AUTO_APPLIED,
-    PENDING_REVIEW,
-    build_billing_report,
-    compute_adjustments,
-)
-from e2a_assets.partitions import days_between, monthly_partitions
+from e2a_assets.domain.billing import COMPLETIONS
+from e2a_assets.domain.statements import APPLIED_FLAGGED, AUTO_APPLIED, PENDING_REVIEW
+from e2a_assets.partitions import monthly_partitions
 from e2a_assets.resources import ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.services import billing_reads as reads
-from e2a_assets.services.billing import (
-    charge_adjustments,
-    close_and_build_statements,
-    lines_lineage,
-    recompute_billable,
-    reprice_invoiced,
+from e2a_assets.services.billing import close_and_build_statements
+from e2a_assets.services.refresh.billing import (
+    issue_invoices,
+    record_invoice_adjustments,
+    refresh_billable_orders,
+    refresh_billing_report,
 )
-from e2a_assets.services.lineage import adjustment_lineage, charge_adjustment_lineage
+from e2a_assets.services.refresh.orders import refresh_completed_orders
 from e2a_assets.warehouse import ledger, schema
-from e2a_assets.warehouse.frames import read_days, replace_partition
+from e2a_assets.warehouse.frames import replace_partition
 
 billing_asset = warehouse_assets("billing", FINANCE)
 # completed_orders is where billing starts, but it belongs to the operations team's orders group.
@@ -52,9 +46,7 @@ def completed_orders(
     engine = warehouse.get_engine()
 
     def step(first, last):  # noqa: ANN001, ANN202
-        frame = build_completed_orders(read_days(engine, schema.orders, "cohort_day", first, last), as_of)
-        replace_partition(engine, schema.completed_orders, frame, "cohort_day", first, last)
-        return frame
+        return refresh_completed_orders(engine, first, last, as_of)
 
     def figures(frame, day):  # noqa: ANN001, ANN202
         kinds = frame["completion"].value_counts()
@@ -81,11 +73,7 @@ def billable_orders(
     registry = tenant_registry.billing_registry(engine)
 
     def step(first, last):  # noqa: ANN001, ANN202
-        billable, totals, _ = recompute_billable(engine, first, last, as_of, registry, orders_table=schema.completed_orders)
-        frame = billable.merge(totals[["tenant", "order_id", *PRICE_COLUMNS]], how="left", on=["tenant", "order_id"])
-        frame["as_of"] = as_of
-        replace_partition(engine, schema.billable_orders, frame, "cohort_day", first, last)
-        return frame
+        return refresh_billable_orders(engine, first, last, as_of, registry)
 
     def figures(frame, day):  # noqa: ANN001, ANN202
         held = frame[frame["held"]] if len(frame) else frame
@@ -118,33 +106,7 @@ def invoice_adjustments(
     run_id = context.run.run_id
 
     def step(first, last):  # noqa: ANN001, ANN202
-        issued = ledger.read_invoices(engine, first=first, last=last)
-        # Priced again with the rate card version recorded on each invoice, never a later one.
-        stored = read_days(engine, schema.billable_orders, "cohort_day", first, last)
-        recomputed = reprice_invoiced(stored, issued, registry)
-        existing = ledger.read_adjustments_for(engine, issued)
-        # A run evaluated "in the past" (a backfill with an older as_of) must not correct later entries.
-        later = issued.loc[issued["issued_at"] > as_of, ["invoice_number", "cohort_day"]]
-        later = pd.concat([later, existing.loc[existing["created_at"] > as_of, ["invoice_number"]].merge(
-            issued[["invoice_number", "cohort_day"]], on="invoice_number")]).drop_duplicates("invoice_number")
-        # A damaged invoice (amount != its lines) is never "corrected": the amount check reports it.
-        damaged = ledger.inconsistent_invoices(engine, issued)[["invoice_number"]].merge(
-            issued[["invoice_number", "cohort_day"]], on="invoice_number")
-        skipped = set(later["invoice_number"]) | set(damaged["invoice_number"])
-        candidates = issued[~issued["invoice_number"].isin(skipped)]
-        new = compute_adjustments(candidates, recomputed, existing, registry, as_of)
-        # The late events each adjustment is for, written with it (row-level lineage).
-        links = adjustment_lineage(engine, first, last, as_of, stored, issued, existing, new, registry)
-        ledger.record_adjustments(engine, new, issued[["tenant", "invoice_number", "cohort_day"]], run_id, links)
-        if len(new) and "cohort_day" not in new.columns:
-            new = new.merge(issued[["invoice_number", "cohort_day"]], on="invoice_number", how="left")
-        # Charges on monthly invoices (DOMAIN §8.3) are corrected per order by the same rules; their
-        # notes reference the monthly invoice.
-        charged = charge_adjustments(engine, stored, first, last, registry, as_of)
-        ledger.record_adjustments(engine, charged, None, run_id,
-                                  charge_adjustment_lineage(engine, first, last, as_of, stored, charged, registry))
-        new = pd.concat([p for p in (new, charged) if len(p)], ignore_index=True) if len(charged) else new
-        return {"new": new, "later": later, "damaged": damaged}
+        return record_invoice_adjustments(engine, first, last, as_of, registry, run_id)
 
     def figures(parts, day):  # noqa: ANN001, ANN202
         new = parts["new"]
@@ -184,25 +146,7 @@ def invoices(
     run_id = context.run.run_id
 
     def step(first, last):  # noqa: ANN001, ANN202
-        stored = read_days(engine, schema.billable_orders, "cohort_day", first, last)
-        # A `monthly` tenant's orders are charged on its monthly invoice (monthly_statements), not here.
-        ready = stored[stored["billable"] & (stored["billable_at"] <= as_of) & ~stored["tenant"].isin(registry.monthly_tenants())]
-        totals, lines = price_orders(ready.drop(columns=[*PRICE_COLUMNS, "as_of"]), registry)
-        candidates = totals.merge(ready[["tenant", "order_id", "billable_basis"]], on=["tenant", "order_id"])
-        # Which events each line comes from, written with the invoice in its transaction.
-        lineage = lines_lineage(engine, first, last, as_of, ready, lines)
-        issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, run_id, as_of, lineage)
-        written = write_invoice_documents(folder, issued, issued_lines, registry)
-        book = ledger.read_invoices(engine, first=first, last=last)
-        # Documents lost or never written (e.g. a crash after the ledger commit) are rendered again
-        # from the ledger rows; existing files are never touched.
-        missing = book[missing_documents(folder, book).to_numpy()]
-        if len(missing):
-            written += write_invoice_documents(folder, missing, lines_for(engine, list(missing["invoice_number"])), registry)
-        documents = book[book["invoice_number"].isin(set(issued["invoice_number"]) | set(missing["invoice_number"]))]
-        # The credit/debit notes of these invoices (adjustments, approvals) that have no document yet.
-        write_note_documents(folder, ledger.notes_of_invoices(engine, list(book["invoice_number"])), registry)
-        return {"issued": issued, "book": book, "stored": stored, "documents": documents}
+        return issue_invoices(engine, first, last, as_of, registry, run_id, folder)
 
     def figures(parts, day):  # noqa: ANN001, ANN202
         issued, book, stored = parts["issued"], parts["book"], parts["stored"]
@@ -230,15 +174,7 @@ def billing_report(
     engine = warehouse.get_engine()
 
     def step(first, last):  # noqa: ANN001, ANN202
-        # Rows of the chunk's days only; the ledger before them enters as per-tenant SQL aggregates.
-        book = reads.invoices_dated(engine, first, last)
-        held = reads.held_backlog(engine, last)
-        adjustments = reads.adjustments_for_report(engine, first, last, book)
-        earlier = reads.ledger_states(engine, as_of, before=first)
-        parts = [build_billing_report(book, held, adjustments, as_of, day, earlier) for day in days_between(first, last)]
-        frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
-        replace_partition(engine, schema.billing_report, frame, "day", first, last)
-        return frame
+        return refresh_billing_report(engine, first, last, as_of)
 
     def figures(frame, day):  # noqa: ANN001, ANN202
         return {

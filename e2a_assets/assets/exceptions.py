@@ -1,22 +1,10 @@
 """Exceptions group: one tracked exception per problem, its priority, its action, and patterns."""
 
-import datetime as dt
-
 import dagster as dg
-import pandas as pd
 
 from e2a_assets.assets.common import FOUR_HOURLY_FRESHNESS, OPS, number, preview, warehouse_assets
 from e2a_assets.assets.ranges import materialize_by_chunks
-from e2a_assets.domain.exception_patterns import (
-    BY_REASON_CODE,
-    PATTERN_LOOKBACK_DAYS,
-    RECOMMENDATION,
-    build_insights,
-    build_patterns,
-    in_pattern_window,
-    insights_markdown,
-    lookback_start,
-)
+from e2a_assets.domain.exception_patterns import BY_REASON_CODE, PATTERN_LOOKBACK_DAYS, RECOMMENDATION, insights_markdown
 from e2a_assets.domain.exceptions import (
     OPEN,
     PENDING,
@@ -24,15 +12,16 @@ from e2a_assets.domain.exceptions import (
     SEVERITIES,
     automation_success,
     automation_success_rate,
-    build_exceptions,
-    plan_actions,
-    prioritize,
 )
-from e2a_assets.partitions import days_between
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
+from e2a_assets.services.refresh.exceptions import (
+    refresh_exception_actions,
+    refresh_exception_insights,
+    refresh_exception_patterns,
+    refresh_exception_priorities,
+    refresh_exceptions,
+)
 from e2a_assets.warehouse import schema
-from e2a_assets.warehouse.frames import read_days, read_table, replace_partition
-from e2a_assets.warehouse.outbox import sync_actions
 
 # Exception management runs every 4 hours.
 exceptions_asset = warehouse_assets("exceptions", OPS, FOUR_HOURLY_FRESHNESS)
@@ -52,12 +41,7 @@ def exceptions(
     policies = tenant_registry.policy_frame()
 
     def step(first, last):  # noqa: ANN001, ANN202
-        events = read_days(engine, schema.webhook_events, "cohort_day", first, last)
-        orders_frame = read_days(engine, schema.orders, "cohort_day", first, last)
-        sla_frame = read_days(engine, schema.order_sla, "cohort_day", first, last)
-        frame = build_exceptions(events, orders_frame, sla_frame, as_of, policies)
-        replace_partition(engine, schema.exceptions, frame, "cohort_day", first, last)
-        return frame
+        return refresh_exceptions(engine, first, last, as_of, policies)
 
     def figures(frame, day):  # noqa: ANN001, ANN202
         is_open = frame["status"] == OPEN
@@ -90,9 +74,7 @@ def exception_priorities(
     policies = tenant_registry.policy_frame()
 
     def step(first, last):  # noqa: ANN001, ANN202
-        frame = prioritize(read_days(engine, schema.exceptions, "cohort_day", first, last), as_of, policies)
-        replace_partition(engine, schema.exception_priorities, frame, "cohort_day", first, last)
-        return frame
+        return refresh_exception_priorities(engine, first, last, as_of, policies)
 
     def figures(frame, day):  # noqa: ANN001, ANN202
         counts = frame["category"].value_counts()
@@ -119,9 +101,7 @@ def exception_actions(
     engine = warehouse.get_engine()
 
     def step(first, last):  # noqa: ANN001, ANN202
-        planned = plan_actions(read_days(engine, schema.exceptions, "cohort_day", first, last))
-        changes = sync_actions(engine, planned, first, last, as_of)
-        return {**changes, "outbox": read_days(engine, schema.exception_actions, "cohort_day", first, last)}
+        return refresh_exception_actions(engine, first, last, as_of)
 
     def figures(parts, day):  # noqa: ANN001, ANN202
         outbox = parts["outbox"]
@@ -136,14 +116,6 @@ def exception_actions(
         }
 
     return materialize_by_chunks(context, step, figures, day_column="cohort_day", chunk_days=warehouse.chunk_days, as_of=as_of)
-
-
-def _pattern_window(engine, first: dt.date, last: dt.date) -> pd.DataFrame:  # noqa: ANN001
-    """Exceptions opened in the lookback of every day of first..last (by opened_at, any cohort)."""
-    lo = dt.datetime.combine(lookback_start(first), dt.time(), tzinfo=dt.timezone.utc)
-    hi = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
-    opened = schema.exceptions.c.opened_at
-    return read_table(engine, schema.exceptions, [opened >= lo, opened < hi])
 
 
 @exceptions_asset(
@@ -161,11 +133,7 @@ def exception_patterns(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     engine = warehouse.get_engine()
 
     def step(first, last):  # noqa: ANN001, ANN202
-        window = _pattern_window(engine, first, last)
-        parts = [build_patterns(window, day) for day in days_between(first, last)]
-        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        replace_partition(engine, schema.exception_patterns, frame, "day", first, last)
-        return frame
+        return refresh_exception_patterns(engine, first, last)
 
     def figures(frame, day):  # noqa: ANN001, ANN202
         codes = frame[frame["dimension"] == BY_REASON_CODE] if len(frame) else frame
@@ -187,15 +155,7 @@ def exception_insights(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     engine = warehouse.get_engine()
 
     def step(first, last):  # noqa: ANN001, ANN202
-        patterns = read_days(engine, schema.exception_patterns, "day", first, last)
-        window = _pattern_window(engine, first, last)
-        parts = []
-        for day in days_between(first, last):
-            in_window = window[in_pattern_window(window["opened_at"], day).to_numpy()]
-            parts.append(build_insights(patterns[patterns["day"] == day], in_window))
-        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        replace_partition(engine, schema.exception_insights, frame, "day", first, last)
-        return frame
+        return refresh_exception_insights(engine, first, last)
 
     def figures(frame, day):  # noqa: ANN001, ANN202
         return {

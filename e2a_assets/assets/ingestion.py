@@ -4,10 +4,9 @@ import dagster as dg
 
 from e2a_assets.assets.common import DATA, HOURLY_FRESHNESS, number, preview, warehouse_assets
 from e2a_assets.domain.events import SOURCES
-from e2a_assets.intake.landing import cohort_events
 from e2a_assets.assets.ranges import materialize_by_chunks
 from e2a_assets.resources import WarehouseResource
-from e2a_assets.warehouse.frames import replace_partition
+from e2a_assets.services.refresh.orders import refresh_webhook_events
 from e2a_assets.warehouse.schema import webhook_events as webhook_events_table
 
 # Refreshed by the hourly order processing and by new_events_sensor.
@@ -21,9 +20,7 @@ def webhook_events(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     engine = warehouse.get_engine()
 
     def step(first, last):  # noqa: ANN001, ANN202
-        events = cohort_events(engine, first, last)
-        replace_partition(engine, webhook_events_table, events, "cohort_day", first, last)
-        return events
+        return refresh_webhook_events(engine, first, last)
 
     def figures(events, day):  # noqa: ANN001, ANN202
         by_source = events.groupby("source").size() if len(events) else {}

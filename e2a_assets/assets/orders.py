@@ -4,11 +4,11 @@ import dagster as dg
 
 from e2a_assets.assets.common import HOURLY_FRESHNESS, OPS, number, preview, warehouse_assets
 from e2a_assets.assets.ranges import materialize_by_chunks
-from e2a_assets.domain.orders import STATUSES, build_orders
-from e2a_assets.domain.sla import CLOCKS, build_order_sla, build_sla_metrics
+from e2a_assets.domain.orders import STATUSES
+from e2a_assets.domain.sla import CLOCKS
 from e2a_assets.resources import ClockResource, TenantRegistryResource, WarehouseResource
+from e2a_assets.services.refresh.orders import refresh_order_sla, refresh_orders, refresh_sla_metrics
 from e2a_assets.warehouse import schema
-from e2a_assets.warehouse.frames import read_days, replace_partition
 
 # Order processing runs hourly (and on new events).
 orders_asset = warehouse_assets("orders", OPS, HOURLY_FRESHNESS)
@@ -28,12 +28,7 @@ def orders(
     policies = tenant_registry.policy_frame()
 
     def step(first, last):  # noqa: ANN001, ANN202
-        events = read_days(engine, schema.webhook_events, "cohort_day", first, last)
-        # The evaluation time is "now" for the run: events stamped later are not yet known.
-        events = events[events["occurred_at"] <= as_of]
-        frame = build_orders(events, as_of, policies)
-        replace_partition(engine, schema.orders, frame, "cohort_day", first, last)
-        return frame
+        return refresh_orders(engine, first, last, as_of, policies)
 
     def figures(frame, day):  # noqa: ANN001, ANN202
         status = frame["status"].value_counts()
@@ -62,9 +57,7 @@ def order_sla(
     policies = tenant_registry.policy_frame()
 
     def step(first, last):  # noqa: ANN001, ANN202
-        frame = build_order_sla(read_days(engine, schema.orders, "cohort_day", first, last), as_of, policies)
-        replace_partition(engine, schema.order_sla, frame, "cohort_day", first, last)
-        return frame
+        return refresh_order_sla(engine, first, last, as_of, policies)
 
     def figures(frame, day):  # noqa: ANN001, ANN202
         breached = frame[frame["breached"]].groupby("clock").size() if len(frame) else {}
@@ -100,15 +93,7 @@ def sla_metrics(
     policies = tenant_registry.policy_frame()
 
     def step(first, last):  # noqa: ANN001, ANN202
-        frame = build_sla_metrics(
-            read_days(engine, schema.orders, "cohort_day", first, last),
-            read_days(engine, schema.order_sla, "cohort_day", first, last),
-            read_days(engine, schema.exceptions, "cohort_day", first, last),
-            as_of=as_of,
-            policies=policies,
-        )
-        replace_partition(engine, schema.sla_metrics, frame, "day", first, last)
-        return frame
+        return refresh_sla_metrics(engine, first, last, as_of, policies)
 
     def figures(frame, day):  # noqa: ANN001, ANN202
         return {
