@@ -33,87 +33,107 @@ REQUEST_TIMEOUT = _response(b"408 Request Timeout", b'{"error": "request head no
 HEADERS_TOO_LARGE = _response(b"431 Request Header Fields Too Large", b'{"error": "request headers too large"}')
 
 
-def bounded_protocol(limits: ReceiverLimits) -> type[asyncio.Protocol]:
-    """The protocol class to give uvicorn as `http=`, with these limits."""
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with bounded request heads; `limits` is set per subclass."""
 
-    class BoundedHttpToolsProtocol(HttpToolsProtocol):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._head_bytes = 0
-            self._head_count = 0
-            self._head_timer: asyncio.TimerHandle | None = None
-            self._too_large = False
+    limits: ReceiverLimits = ReceiverLimits()
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0
+        self._head_count = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._too_large = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is None and (self.cycle is None or self.cycle.response_complete):
+            # The first bytes of a further request on a kept-alive connection: its head is timed too.
             self._start_head_timer()
+        super().data_received(data)
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_head_timer()
-            super().connection_lost(exc)
+    def send_400_response(self, msg: str) -> None:
+        if self._too_large:
+            self._close_with(HEADERS_TOO_LARGE, "431: request head over the limit")
+        else:
+            super().send_400_response(msg)
 
-        def data_received(self, data: bytes) -> None:
-            if self._head_timer is None and (self.cycle is None or self.cycle.response_complete):
-                # The first bytes of a further request on a kept-alive connection: its head is timed too.
-                self._start_head_timer()
-            super().data_received(data)
+    # httptools callbacks -------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._head_bytes = 0
+        self._head_count = 0
+        super().on_message_begin()
 
-        def send_400_response(self, msg: str) -> None:
-            if self._too_large:
-                self._close_with(HEADERS_TOO_LARGE, "431: request head over the limit")
-            else:
-                super().send_400_response(msg)
+    def on_url(self, url: bytes) -> None:
+        self._grow(len(url), 0)
+        super().on_url(url)
 
-        # httptools callbacks -------------------------------------------------------------------
-        def on_message_begin(self) -> None:
-            self._head_bytes = 0
-            self._head_count = 0
-            super().on_message_begin()
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._grow(len(name) + len(value) + 4, 1)
+        super().on_header(name, value)
 
-        def on_url(self, url: bytes) -> None:
-            self._grow(len(url), 0)
-            super().on_url(url)
+    def on_headers_complete(self) -> None:
+        self._stop_head_timer()
+        super().on_headers_complete()
 
-        def on_header(self, name: bytes, value: bytes) -> None:
-            self._grow(len(name) + len(value) + 4, 1)
-            super().on_header(name, value)
+    # ------------------------------------------------------------------------------------------
+    def _grow(self, size: int, count: int) -> None:
+        self._head_bytes += size
+        self._head_count += count
+        if self._head_bytes > self.limits.max_header_bytes or self._head_count > self.limits.max_header_count:
+            # httptools wraps a callback's exception in HttpParserCallbackError and uvicorn answers
+            # it with send_400_response: the mark makes that answer a 431.
+            self._too_large = True
+            raise _HeadTooLarge()
 
-        def on_headers_complete(self) -> None:
-            self._stop_head_timer()
-            super().on_headers_complete()
+    def _start_head_timer(self) -> None:
+        self._stop_head_timer()
+        self._head_timer = self.loop.call_later(self.limits.head_timeout_s, self._head_timed_out)
 
-        # ------------------------------------------------------------------------------------------
-        def _grow(self, size: int, count: int) -> None:
-            self._head_bytes += size
-            self._head_count += count
-            if self._head_bytes > limits.max_header_bytes or self._head_count > limits.max_header_count:
-                # httptools wraps a callback's exception in HttpParserCallbackError and uvicorn answers
-                # it with send_400_response: the mark makes that answer a 431.
-                self._too_large = True
-                raise _HeadTooLarge()
-
-        def _start_head_timer(self) -> None:
-            self._stop_head_timer()
-            self._head_timer = self.loop.call_later(limits.head_timeout_s, self._head_timed_out)
-
-        def _stop_head_timer(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _head_timed_out(self) -> None:
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
             self._head_timer = None
-            if self.cycle is not None and not self.cycle.response_complete:
-                return  # a request is being answered: the app's body deadline applies instead
-            if not self.transport.is_closing():
-                self._close_with(REQUEST_TIMEOUT, None)
 
-        def _close_with(self, response: bytes, message: str | None) -> None:
-            if message:
-                log.info("%s from %s", message, self.client)
-            self._stop_head_timer()
-            if not self.transport.is_closing():
-                self.transport.write(response)
-                self.transport.close()
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being answered: the app's body deadline applies instead
+        if not self.transport.is_closing():
+            self._close_with(REQUEST_TIMEOUT, None)
 
-    return BoundedHttpToolsProtocol
+    def _close_with(self, response: bytes, message: str | None) -> None:
+        if message:
+            log.info("%s from %s", message, self.client)
+        self._stop_head_timer()
+        if not self.transport.is_closing():
+            self.transport.write(response)
+            self.transport.close()
+
+
+def bounded_protocol(limits: ReceiverLimits) -> type[asyncio.Protocol]:
+    """The protocol class to give uvicorn as `http=` in this process, with these limits."""
+    return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"limits": limits})
+
+
+class EnvironmentBoundedProtocol(BoundedHttpToolsProtocol):
+    """For `e2a serve --workers N`: uvicorn imports it by name in each worker process (a class made
+    at run time cannot be sent there), and it reads the limits from that worker's environment."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        if "limits" not in cls.__dict__:
+            from e2a_assets.settings import Settings
+
+            cls.limits = Settings.from_env().receiver_limits
+        super().__init__(*args, **kwargs)
+
+
+ENVIRONMENT_PROTOCOL = f"{__name__}:EnvironmentBoundedProtocol"

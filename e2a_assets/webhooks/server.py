@@ -25,7 +25,7 @@ from e2a_assets.warehouse.engine import make_engine
 from e2a_assets.warehouse.migrate import ensure_current
 from e2a_assets.webhooks.app import create_app
 from e2a_assets.webhooks.limits import ReceiverLimits
-from e2a_assets.webhooks.protocol import bounded_protocol
+from e2a_assets.webhooks.protocol import ENVIRONMENT_PROTOCOL, bounded_protocol
 
 logger = logging.getLogger("e2a.receiver")
 
@@ -81,6 +81,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_lev
     engine = _checked_engine(settings)
     if workers > 1:
         engine.dispose()
+        # Worker processes are spawned: they import the protocol by name and read the same environment.
+        options["http"] = ENVIRONMENT_PROTOCOL
         uvicorn.run("e2a_assets.webhooks.server:app_from_env", factory=True, workers=workers, **options)
         return
     try:
