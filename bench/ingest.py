@@ -52,14 +52,14 @@ def _bare_app():
     return Starlette(routes=[Route("/webhooks/wms", webhook, methods=["POST"]), Route("/healthz", healthz)])
 
 
-def _receiver_app(database_url: str, batch_window_ms: float, max_batch: int):
+def _receiver_app(database_url: str, batch_window_ms: float, max_batch: int, sqlite_synchronous: str):
     from e2a_assets.domain.policies import TenantRegistry, default_policy
     from e2a_assets.warehouse.engine import make_engine
     from e2a_assets.warehouse.migrate import upgrade
     from e2a_assets.webhooks.app import create_app
 
     registry = TenantRegistry((default_policy(TENANT, webhook_secret_dev=SECRET),))
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, sqlite_synchronous=sqlite_synchronous)
     upgrade(engine)  # a scratch warehouse (safe when several workers start at once)
     return create_app(engine, registry, batch_window_ms=batch_window_ms, max_batch=max_batch)
 
@@ -67,8 +67,16 @@ def _receiver_app(database_url: str, batch_window_ms: float, max_batch: int):
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    app = _bare_app() if args.serve == "bare" else _receiver_app(args.database_url, args.batch_window_ms, args.max_batch)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, lifespan="on")
+    if args.serve == "bare":
+        uvicorn.run(_bare_app(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False, lifespan="on")
+        return
+    from e2a_assets.webhooks.limits import ReceiverLimits
+    from e2a_assets.webhooks.server import server_options
+
+    # The receiver as `e2a serve` runs it: bounded request heads, keep-alive and concurrency.
+    app = _receiver_app(args.database_url, args.batch_window_ms, args.max_batch, args.sqlite_synchronous)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, lifespan="on",
+                **server_options(ReceiverLimits()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,7 +181,8 @@ def _metrics(port: int) -> dict:
 
 def _start_server(kind: str, port: int, args: argparse.Namespace, database_url: str | None) -> subprocess.Popen:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", kind, "--port", str(port),
-           "--batch-window-ms", str(args.batch_window_ms), "--max-batch", str(args.max_batch)]
+           "--batch-window-ms", str(args.batch_window_ms), "--max-batch", str(args.max_batch),
+           "--sqlite-synchronous", args.sqlite_synchronous]
     if database_url:
         cmd += ["--database-url", database_url]
     proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1])
@@ -238,7 +247,7 @@ def _postgres_database() -> tuple[str | None, Callable[[], None] | str]:
     except Exception as exc:  # noqa: BLE001
         return None, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
     admin.autocommit = True
-    name = f"e2a_bench_{uuid.uuid4().hex[:10]}"
+    name = f"{os.environ.get('E2A_BENCH_DB_PREFIX', 'e2a_bench')}_{uuid.uuid4().hex[:10]}"
     with admin.cursor() as cur:
         cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
@@ -260,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-window-ms", type=float, default=2)
     parser.add_argument("--max-batch", type=int, default=256)
     parser.add_argument("--backends", default="sqlite,postgres", help="comma list of sqlite, postgres")
+    parser.add_argument("--sqlite-synchronous", default="FULL", choices=["FULL", "NORMAL", "EXTRA"],
+                        help="SQLite durability (FULL: fsync per commit, the receiver's default)")
     parser.add_argument("--serve", choices=["bare", "receiver"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
@@ -271,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need --requests >= 1, --concurrency >= 1, 0 <= --duplicates <= 0.9")
 
     print(f"{args.requests} requests, {args.concurrency} connections, ~{args.body_bytes} B bodies, "
-          f"{args.duplicates:.0%} duplicates, window {args.batch_window_ms} ms, max batch {args.max_batch}")
+          f"{args.duplicates:.0%} duplicates, window {args.batch_window_ms} ms, max batch {args.max_batch}, "
+          f"SQLite synchronous={args.sqlite_synchronous}")
     figures = [measure("bare starlette (ceiling)", "bare", args)]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if "sqlite" in backends:

@@ -6,9 +6,9 @@ from typing import Iterator
 import dagster as dg
 
 from e2a_assets.domain.cadence import DAILY, MONTHLY
-
-# e2a keeps history from 2025 on; end_offset=1 makes today's (still filling) cohort a partition.
-FIRST_DAY = "2025-01-01"
+# e2a keeps history from FIRST_DAY on (the receiver refuses older events); end_offset=1 makes
+# today's (still filling) cohort a partition.
+from e2a_assets.domain.intake_limits import FIRST_DAY
 
 # Tags of a run that covers a range of partitions (single-run backfills, schedules, the sensor).
 RANGE_START_TAG = "dagster/asset_partition_range_start"

@@ -13,9 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+import datetime as dt
+
+from e2a_assets.domain.intake_limits import TimeWindow
 from e2a_assets.domain.policies import PolicyError, TenantRegistry, load_registry
-from e2a_assets.warehouse.engine import normalise_url, sqlite_url
+from e2a_assets.warehouse.engine import DEFAULT_SQLITE_SYNCHRONOUS, SQLITE_SYNCHRONOUS, normalise_url, sqlite_url
 from e2a_assets.warehouse.frames import DEFAULT_CHUNK_DAYS
+from e2a_assets.webhooks.limits import ReceiverLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,6 +67,10 @@ class Settings:
     # Days an asset reads, computes and writes at a time inside one run (docs/internals.md,
     # "Bounded memory"): peak memory follows this, not the length of a backfill.
     chunk_days: int = DEFAULT_CHUNK_DAYS
+    # The receiver's bounds (docs/webhooks.md, "Operating the receiver") and how durable a SQLite
+    # commit is before a delivery is acknowledged (FULL: fsynced; NORMAL only on an explicit choice).
+    receiver_limits: ReceiverLimits = field(default_factory=ReceiverLimits)
+    sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -91,6 +99,8 @@ class Settings:
             dagster_yaml=Path(env.get("E2A_DAGSTER_YAML") or PROJECT_ROOT / default_yaml).resolve(),
             operator=env.get("USER") or "unknown",
             chunk_days=_number(env, "E2A_CHUNK_DAYS", int) or DEFAULT_CHUNK_DAYS,
+            receiver_limits=_receiver_limits(env),
+            sqlite_synchronous=_sqlite_synchronous(env),
         )
 
     def dagster_environment(self) -> dict[str, str]:
@@ -124,6 +134,33 @@ class Settings:
             environ=self.secrets,
             allow_dev_secrets=self.allow_dev_secrets,
         )
+
+
+# E2A_RECEIVER_<NAME> overrides ReceiverLimits.<name> (names in docs/webhooks.md).
+_RECEIVER_LIMITS = {
+    "max_header_bytes": int, "max_header_count": int, "head_timeout_s": float, "body_timeout_s": float,
+    "keep_alive_s": float, "max_connections": int, "ingest_timeout_s": float, "ready_timeout_s": float,
+}
+
+
+def _receiver_limits(env: Mapping[str, str]) -> ReceiverLimits:
+    values = {}
+    for name, kind in _RECEIVER_LIMITS.items():
+        value = _number(env, f"E2A_RECEIVER_{name.upper()}", kind)
+        if value is not None:
+            values[name] = value
+    future_hours = _number(env, "E2A_INTAKE_MAX_FUTURE_HOURS")
+    if future_hours is not None:
+        values["window"] = TimeWindow(max_future=dt.timedelta(hours=future_hours))
+    return ReceiverLimits(**values)
+
+
+def _sqlite_synchronous(env: Mapping[str, str]) -> str:
+    value = (env.get("E2A_SQLITE_SYNCHRONOUS") or DEFAULT_SQLITE_SYNCHRONOUS).strip().upper()
+    if value not in SQLITE_SYNCHRONOUS:
+        raise PolicyError(f"environment variable E2A_SQLITE_SYNCHRONOUS={value!r} must be one of "
+                          f"{', '.join(SQLITE_SYNCHRONOUS)}")
+    return value
 
 
 def shown_database_url(environ: Mapping[str, str] | None = None) -> str:

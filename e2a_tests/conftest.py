@@ -89,7 +89,8 @@ def postgres_url() -> Iterator[str]:
     """URL of a throwaway Postgres warehouse database at the head revision, shared by the session
     (per xdist worker) and dropped afterwards; tests that need empty tables use
     `postgres_warehouse_url` (or `warehouse_url`)."""
-    with throwaway_database("e2a_test") as url:
+    # E2A_TEST_POSTGRES_PREFIX names the session's databases (engineers sharing one server each use theirs).
+    with throwaway_database(os.environ.get("E2A_TEST_POSTGRES_PREFIX", "e2a_test")) as url:
         upgrade(url)
         yield url
 

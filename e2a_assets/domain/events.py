@@ -10,8 +10,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 from typing import Any, Mapping
+
+from e2a_assets.domain.intake_limits import (
+    DEFAULT_WINDOW,
+    MAX_CENTS,
+    MAX_COUNT,
+    IntakeLimitError,
+    TimeWindow,
+    check_depth,
+    check_range,
+    check_storable_text,
+)
 
 SOURCES = ("shopify", "wms", "carrier")
 
@@ -128,12 +139,20 @@ def _identifier(value: Any, what: str) -> str:
     return value
 
 
-def _cents(value: Any) -> int | None:
+def _cents(value: Any, what: str = "total_price") -> int | None:
     if value is None or value == "":
         return None
     try:
-        return int((Decimal(str(value)) * 100).to_integral_value())
-    except (InvalidOperation, ValueError):
+        amount = Decimal(str(value))
+        if not amount.is_finite():
+            raise MalformedEvent(f"invalid amount {str(value)[:40]!r}")
+        # Compare before converting: 1e999999 must not become a million-digit integer first.
+        if abs(amount) * 100 > MAX_CENTS:
+            raise MalformedEvent(f"field {what} out of range (at most {MAX_CENTS // 100} in absolute value)")
+        return int((amount * 100).to_integral_value())
+    except (DecimalException, ValueError) as exc:
+        if isinstance(exc, MalformedEvent):
+            raise
         raise MalformedEvent(f"invalid amount {str(value)[:40]!r}") from None
 
 
@@ -142,8 +161,16 @@ def _json_object(body: bytes) -> dict[str, Any]:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedEvent(f"body is not valid JSON ({exc.__class__.__name__})") from None
+    except RecursionError:
+        raise MalformedEvent("JSON nested deeper than the parser allows") from None
+    except ValueError as exc:  # an integer of more digits than int() converts (4,300)
+        raise MalformedEvent(f"body is not valid JSON ({str(exc)[:80]})") from None
     if not isinstance(doc, dict):
         raise MalformedEvent("body is not a JSON object")
+    try:
+        check_depth(doc, body)
+    except IntakeLimitError as exc:
+        raise MalformedEvent(str(exc)) from None
     return doc
 
 
@@ -176,9 +203,13 @@ def _order_fields(event: CanonicalEvent, order: Mapping[str, Any]) -> None:
             raise MalformedEvent("line_items must be a list of objects")
         event.line_count = len(items)
         try:
-            event.item_quantity = sum(int(i.get("quantity") or 0) for i in items)
-        except (TypeError, ValueError):
+            quantities = [int(i.get("quantity") or 0) for i in items]
+        except (TypeError, ValueError, OverflowError):
             raise MalformedEvent("line_items: invalid quantity") from None
+        if any(q < 0 for q in quantities):
+            raise MalformedEvent("line_items: negative quantity")
+        event.item_quantity = sum(quantities)
+        check_range(event.item_quantity, "line_items quantity", 0, MAX_COUNT)
         event.inventory_shortage = any(bool(i.get("inventory_shortage")) for i in items)
         event.zero_available = any(
             i.get("available_quantity") is not None and str(i.get("available_quantity")) in ("0", "0.0")
@@ -249,11 +280,14 @@ def _envelope(tenant: str, source: str, doc: dict[str, Any], body: str) -> Canon
     return event
 
 
-def canonicalize(tenant: str, source: str, headers: Mapping[str, str], body: bytes) -> CanonicalEvent:
+def canonicalize(tenant: str, source: str, headers: Mapping[str, str], body: bytes, *,
+                 received_at: datetime | None = None, window: TimeWindow = DEFAULT_WINDOW) -> CanonicalEvent:
     """Validate one delivery and return it in canonical form.
 
-    Raises `MalformedEvent` for bad JSON, missing fields or bad timestamps. A well-formed
-    delivery of a topic or type e2a does not know is returned with status `ignored`.
+    Raises `MalformedEvent` for bad JSON, missing fields, bad timestamps or values outside the
+    intake limits (domain/intake_limits.py; timestamps outside `window` around `received_at`,
+    now by default). A well-formed delivery of a topic or type e2a does not know is returned
+    with status `ignored`.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
@@ -267,6 +301,8 @@ def canonicalize(tenant: str, source: str, headers: Mapping[str, str], body: byt
         event = _shopify(tenant, headers, doc, text) if source == "shopify" else _envelope(tenant, source, doc, text)
     except MalformedEvent:
         raise
+    except IntakeLimitError as exc:
+        raise MalformedEvent(str(exc)) from None
     except (ValueError, TypeError, OverflowError, AttributeError) as exc:
         # Anything else a hostile or broken payload can trigger is still a malformed delivery.
         raise MalformedEvent(f"invalid payload ({exc.__class__.__name__}: {str(exc)[:80]})") from None
@@ -280,8 +316,16 @@ def canonicalize(tenant: str, source: str, headers: Mapping[str, str], body: byt
             # An object or list here cannot be stored as text: the database would refuse the
             # whole batch and the receiver answer 503 forever to a delivery that is malformed.
             raise MalformedEvent(f"field {name} must be a string, not {type(value).__name__}")
-        if "\x00" in value:
-            raise MalformedEvent(f"field {name} contains a NUL character")
         if name in FIELD_LIMITS and len(value) > FIELD_LIMITS[name]:
             raise MalformedEvent(f"field {name} longer than {FIELD_LIMITS[name]} characters")
+    now = received_at or datetime.now(timezone.utc)
+    try:
+        for name in ("event_id", "order_id", "topic", "tags", *FIELD_LIMITS):
+            if getattr(event, name) is not None:
+                check_storable_text(getattr(event, name), name)
+        check_range(event.line_count, "line_items", 0, MAX_COUNT)
+        window.check(event.occurred_at, "occurred_at", now)
+        window.check(event.order_created_at, "created_at", now)
+    except IntakeLimitError as exc:
+        raise MalformedEvent(str(exc)) from None
     return event

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 
 from e2a_assets.domain.events import IGNORED, CanonicalEvent, MalformedEvent, canonicalize
+from e2a_assets.domain.intake_limits import DEFAULT_WINDOW, TimeWindow
 from e2a_assets.intake import landing
 
 STORED = "stored"
@@ -23,6 +25,34 @@ DEAD_LETTER = "dead_letter"
 
 # What the receiver answers for each outcome (DOMAIN §1.2).
 HTTP_STATUS = {STORED: 200, DUPLICATE: 200, IGNORED: 202, DEAD_LETTER: 422}
+
+# The warehouse is not there or not working: the delivery is fine, the sender must retry (503).
+STORE_FAILURES = (
+    sa_exc.OperationalError,  # also SQLite's "database is locked"
+    sa_exc.InterfaceError,
+    sa_exc.InternalError,
+    sa_exc.ProgrammingError,  # a schema that does not match: an operator's problem, not the sender's
+    sa_exc.NotSupportedError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,  # connection pool exhausted
+    TimeoutError,
+    ConnectionError,
+)
+# The delivery's own values were refused (a number wider than its column, text the driver cannot
+# encode): retrying cannot help, so it is a malformed delivery (422 and a dead letter).
+DATA_FAILURES = (sa_exc.DataError, sa_exc.IntegrityError, sa_exc.StatementError, ValueError, TypeError,
+                 OverflowError, UnicodeError)
+
+
+def describe_error(exc: BaseException) -> str:
+    """Exception class and the first line of the driver's message: no SQL, no parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [""])[0]
+    return f"{type(orig).__name__}: {first[:200]}"
+
+
+def is_data_failure(exc: BaseException) -> bool:
+    return isinstance(exc, DATA_FAILURES) and not isinstance(exc, STORE_FAILURES)
 
 
 def utc_now() -> dt.datetime:
@@ -74,9 +104,10 @@ class IngestStats:
 class Ingestor:
     """Commits deliveries to the warehouse; `ingest_many` writes a whole batch in one transaction."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], dt.datetime] = utc_now):
+    def __init__(self, engine: Engine, clock: Callable[[], dt.datetime] = utc_now, window: TimeWindow = DEFAULT_WINDOW):
         self.engine = engine
         self.clock = clock
+        self.window = window
 
     def ingest(self, delivery: Delivery) -> IngestResult:
         return self.ingest_many([delivery])[0]
@@ -87,14 +118,15 @@ class Ingestor:
         Storage errors propagate (nothing of the batch is committed), so a caller can answer 503
         and the sender retries.
         """
+        received_at = self.clock()
         parsed: list[CanonicalEvent | MalformedEvent] = []
         for d in deliveries:
             try:
-                parsed.append(canonicalize(d.tenant, d.source, d.headers, d.body))
+                parsed.append(canonicalize(d.tenant, d.source, d.headers, d.body, received_at=received_at,
+                                           window=self.window))
             except MalformedEvent as exc:
                 parsed.append(exc)
         events = [p for p in parsed if isinstance(p, CanonicalEvent)]
-        received_at = self.clock()
         results: list[IngestResult] = []
         with self.engine.begin() as conn:
             written = iter(landing.append_events(conn, events, received_at))
@@ -118,6 +150,21 @@ class Ingestor:
                     outcome = STORED if is_new else DUPLICATE
                 results.append(IngestResult(outcome, item.event_id, item.event_type, item.order_id))
         return results
+
+    def ingest_alone(self, delivery: Delivery) -> IngestResult:
+        """`ingest` for a delivery that failed inside a batch: when the warehouse refuses its values
+        (a data error, not an outage) it becomes a dead letter instead of failing forever."""
+        try:
+            return self.ingest_many([delivery])[0]
+        except Exception as exc:  # noqa: BLE001 - classified below; anything else propagates
+            if not is_data_failure(exc):
+                raise
+            reason = f"not storable ({describe_error(exc)})"
+        with self.engine.begin() as conn:
+            letter_id = landing.add_dead_letter(conn, tenant=delivery.tenant, source=delivery.source,
+                                                headers=dict(delivery.headers), body=delivery.body, reason=reason,
+                                                received_at=self.clock())
+        return IngestResult(DEAD_LETTER, reason=reason, dead_letter_id=letter_id)
 
 
 @dataclass

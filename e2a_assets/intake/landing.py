@@ -13,11 +13,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from e2a_assets.domain.events import ACCEPTED, DEAD_LETTER_PENDING, DEAD_LETTER_REPLAYED, CanonicalEvent
+from e2a_assets.domain.intake_limits import redact_headers
 from e2a_assets.domain.orders import cohort_day
 from e2a_assets.warehouse.frames import normalise, read_query
 from e2a_assets.warehouse.schema import dead_letters, event_log, orders, webhook_events
-
-SIGNATURE_HEADERS = frozenset({"x-shopify-hmac-sha256", "x-e2a-hmac-sha256"})
 
 
 def _insert(conn: Connection):
@@ -69,13 +68,16 @@ def add_dead_letter(
     reason: str,
     received_at: dt.datetime,
 ) -> int:
-    """Keep a signed but malformed delivery, raw body included, for inspection and replay."""
-    kept = {k: v for k, v in headers.items() if k.lower() not in SIGNATURE_HEADERS}
+    """Keep a signed but malformed delivery, raw body included, for inspection and replay.
+
+    Credential-like headers (signatures, API keys, tokens, cookies, ...) are kept by name only:
+    a dead letter is read by operators and must not hand out a way to sign or to log in.
+    """
     result = conn.execute(
         dead_letters.insert().values(
             tenant=tenant,
             source=source,
-            headers=json.dumps(kept, sort_keys=True),
+            headers=json.dumps(redact_headers(headers), sort_keys=True),
             body=body,
             reason=reason[:2000],
             received_at=received_at,

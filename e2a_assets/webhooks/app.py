@@ -30,10 +30,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from e2a_assets.domain.events import IGNORED
+from e2a_assets.domain.intake_limits import TimeWindow
 from e2a_assets.domain.policies import TenantPolicy, TenantRegistry
-from e2a_assets.intake.ingestor import DEAD_LETTER, DUPLICATE, STORED, Delivery, IngestResult, Ingestor
-from e2a_assets.warehouse.engine import ping
+from e2a_assets.intake.ingestor import (
+    DEAD_LETTER,
+    DUPLICATE,
+    STORE_FAILURES,
+    STORED,
+    Delivery,
+    IngestResult,
+    Ingestor,
+    describe_error,
+)
+from e2a_assets.warehouse.engine import probe_write
 from e2a_assets.webhooks import prometheus
+from e2a_assets.webhooks.limits import ReceiverLimits
 from e2a_assets.webhooks.signing import (
     E2A_TENANT_HEADER,
     SHOPIFY_DOMAIN_HEADER,
@@ -50,33 +61,20 @@ UNAUTHORIZED = "unauthorized"
 TOO_LARGE = "too_large"
 UNAVAILABLE = "unavailable"
 BAD_REQUEST = "bad_request"
+TIMED_OUT = "timed_out"  # the sender did not finish its body within the body deadline (408)
 DISCONNECTED = "disconnected"  # the sender hung up before its body was complete (it will retry)
 ERROR = "error"
-OUTCOMES = (STORED, DUPLICATE, IGNORED, DEAD_LETTER, UNAUTHORIZED, TOO_LARGE, BAD_REQUEST, DISCONNECTED, UNAVAILABLE,
-            ERROR)
+OUTCOMES = (STORED, DUPLICATE, IGNORED, DEAD_LETTER, UNAUTHORIZED, TOO_LARGE, BAD_REQUEST, TIMED_OUT, DISCONNECTED,
+            UNAVAILABLE, ERROR)
 
 # Failures that mean "storage is not there right now": the whole batch is answered 503 at once.
-STORAGE_DOWN = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.DisconnectionError,
-    sa_exc.TimeoutError,  # connection pool exhausted
-    TimeoutError,
-    ConnectionError,
-)
-# Any database error answers 503 (the sender retries; dedupe makes that safe).
-STORAGE_ERRORS = (sa_exc.DBAPIError, *STORAGE_DOWN)
-
-# Headers never copied into a dead letter (credentials of a proxy or an operator's browser).
-_PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+# A database error caused by a delivery's own values is not one of them: the ingestor turns it into
+# a dead letter (intake/ingestor.py, `ingest_alone`), so no retry of a bad delivery is answered 503.
+STORAGE_DOWN = STORE_FAILURES
 _UNAUTHORIZED_BODY = {"error": "unauthorized", "detail": "missing or invalid signature, or unknown tenant"}
 
 
-def _describe(exc: BaseException) -> str:
-    """Exception class and the first line of the driver's message: no SQL, no parameters."""
-    orig = getattr(exc, "orig", None) or exc
-    first = (str(orig).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first[:200]}"
+_describe = describe_error
 
 
 def _expire(future: asyncio.Future) -> None:
@@ -208,15 +206,15 @@ class GroupCommitter:
             log.warning("warehouse unavailable, %d deliveries answered 503 (%s)", len(deliveries), _describe(exc))
             return [exc] * len(deliveries)
         except Exception as exc:  # noqa: BLE001
-            if len(deliveries) == 1:
-                return [exc]
-            # One poisonous delivery must not fail its neighbours: retry them one by one.
-            self.failed_batches += 1
-            log.warning("batch of %d failed (%s); retrying deliveries one by one", len(deliveries), _describe(exc))
+            # One poisonous delivery must not fail its neighbours: retry them one by one; a delivery
+            # whose values the warehouse refuses becomes a dead letter (422), not a 503 forever.
+            if len(deliveries) > 1:
+                self.failed_batches += 1
+                log.warning("batch of %d failed (%s); retrying deliveries one by one", len(deliveries), _describe(exc))
             out: list[IngestResult | BaseException] = []
             for delivery in deliveries:
                 try:
-                    out.append(self.ingestor.ingest_many([delivery])[0])
+                    out.append(self.ingestor.ingest_alone(delivery))
                 except Exception as single:  # noqa: BLE001
                     out.append(single)
             return out
@@ -234,18 +232,26 @@ def create_app(
     engine: Engine,
     registry: TenantRegistry,
     *,
-    max_body_bytes: int = 1 << 20,
+    limits: ReceiverLimits | None = None,
+    max_body_bytes: int | None = None,
     batch_window_ms: float = 2,
     max_batch: int = 256,
-    ingest_timeout_s: float = 30.0,
-    ready_timeout_s: float = 5.0,
+    ingest_timeout_s: float | None = None,
+    ready_timeout_s: float | None = None,
+    window: TimeWindow | None = None,
 ) -> Starlette:
     """The receiver as an ASGI app: POST /webhooks/{shopify,wms,carrier}, GET /healthz, /readyz, /metrics.
 
-    `ingest_timeout_s` bounds how long a request waits for its commit (then 503; a late commit is
-    harmless because the retry is deduplicated); `ready_timeout_s` bounds the /readyz probe.
+    `limits` (webhooks/limits.py) bound the body (size, read time), the wait for a commit (then 503
+    with Retry-After; a late commit is harmless because the retry is deduplicated), the /readyz
+    write probe and the accepted timestamps; a keyword given here overrides its limit.
     """
-    ingestor = Ingestor(engine)
+    limits = limits or ReceiverLimits()
+    max_body_bytes = max_body_bytes or limits.max_body_bytes
+    ingest_timeout_s = ingest_timeout_s or limits.ingest_timeout_s
+    ready_timeout_s = ready_timeout_s or limits.ready_timeout_s
+    body_timeout_s = limits.body_timeout_s
+    ingestor = Ingestor(engine, window=window or limits.window)
     committer = GroupCommitter(ingestor, batch_window_ms=batch_window_ms, max_batch=max_batch)
     counts: Counter[str] = Counter({o: 0 for o in OUTCOMES})
     by_source: dict[str, Counter[str]] = {s: Counter() for s in SOURCES}
@@ -296,7 +302,12 @@ def create_app(
             return _json(401, _UNAUTHORIZED_BODY, close=True)
 
         try:
-            body = await read_body(request)
+            async with asyncio.timeout(body_timeout_s):
+                body = await read_body(request)
+        except TimeoutError:
+            count(source, TIMED_OUT)
+            log.info("408 %s/%s: body not complete within %.0f s", policy.tenant, source, body_timeout_s)
+            return _json(408, {"error": "body not received in time"}, close=True)
         except ClientDisconnect:
             # Nothing was stored and nobody is listening: count it, no traceback, no dead letter.
             count(source, DISCONNECTED)
@@ -314,14 +325,14 @@ def create_app(
             log.warning("503 %s: %d deliveries already waiting for the warehouse", source, committer.pending)
             return _json(503, {"error": "receiver busy", "retry": True}, headers={"Retry-After": "1"})
 
-        headers = {k: v for k, v in request.headers.items() if k not in _PRIVATE_HEADERS}
-        delivery = Delivery(tenant=policy.tenant, source=source, headers=headers, body=body)
+        # Credential-like headers are redacted when a dead letter keeps them (intake/landing.py).
+        delivery = Delivery(tenant=policy.tenant, source=source, headers=dict(request.headers.items()), body=body)
         try:
             result = await committer.submit(delivery, ingest_timeout_s)
-        except STORAGE_ERRORS as exc:
+        except STORAGE_DOWN as exc:
             count(source, UNAVAILABLE)
-            if not isinstance(exc, STORAGE_DOWN):
-                log.error("503 %s/%s: database error on a single delivery (%s)", policy.tenant, source, _describe(exc))
+            if isinstance(exc, TimeoutError):
+                log.warning("503 %s/%s: no commit within %.1f s", policy.tenant, source, ingest_timeout_s)
             return _json(503, {"error": "storage unavailable", "retry": True}, headers={"Retry-After": "5"})
 
         count(source, result.outcome)
@@ -346,9 +357,10 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> JSONResponse:
+        """Ready when the warehouse takes a write now (this receiver's heartbeat row), not only a read."""
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(loop.run_in_executor(None, ping, engine), ready_timeout_s)
+            await asyncio.wait_for(loop.run_in_executor(None, probe_write, engine, ready_timeout_s), ready_timeout_s + 1)
         except (asyncio.TimeoutError, TimeoutError):
             return JSONResponse({"status": "unavailable", "warehouse": "timeout"}, status_code=503)
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"

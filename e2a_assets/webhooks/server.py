@@ -24,6 +24,8 @@ from e2a_assets.settings import Settings
 from e2a_assets.warehouse.engine import make_engine
 from e2a_assets.warehouse.migrate import ensure_current
 from e2a_assets.webhooks.app import create_app
+from e2a_assets.webhooks.limits import ReceiverLimits
+from e2a_assets.webhooks.protocol import ENVIRONMENT_PROTOCOL, bounded_protocol
 
 logger = logging.getLogger("e2a.receiver")
 
@@ -43,13 +45,20 @@ def app_from_env() -> Starlette:
     """The receiver app for one worker process (`e2a serve --workers N`): each worker reads the
     settings and opens its own connection pool."""
     settings = Settings.from_env()
-    return create_app(_checked_engine(settings.database_url), settings.registry())
+    return create_app(_checked_engine(settings), settings.registry(), limits=settings.receiver_limits)
 
 
-def _checked_engine(database_url: str):  # noqa: ANN202
+def server_options(limits: ReceiverLimits) -> dict:
+    """uvicorn's share of the limits: the bounded protocol (request head size, count and time),
+    idle keep-alive and concurrent connections per worker."""
+    return dict(http=bounded_protocol(limits), timeout_keep_alive=limits.keep_alive_s,
+                limit_concurrency=limits.max_connections, server_header=False)
+
+
+def _checked_engine(settings: Settings):  # noqa: ANN202
     """The warehouse engine, once the warehouse answers and its schema is the head revision
     (else `WarehouseBehind`: the receiver does not take deliveries it cannot store)."""
-    engine = make_engine(database_url)
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         ensure_current(engine)
     except BaseException:
@@ -63,33 +72,37 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_lev
     """Serve the receiver until stopped: in this process, or in `workers` processes sharing the port
     (each with its own group-commit thread; the warehouse's unique key keeps deliveries idempotent)."""
     # Deliveries are small and senders keep connections open; a slow client must not pin one.
-    options = dict(host=host, port=port, log_level=log_level, lifespan="on", timeout_keep_alive=30,
-                   server_header=False)
+    limits = settings.receiver_limits
+    options = dict(host=host, port=port, log_level=log_level, lifespan="on", **server_options(limits))
     registry = settings.registry()
     _warn_about_secrets(registry)
     # Reach the warehouse and check its schema revision before taking traffic: a wrong DATABASE_URL,
     # a warehouse that is down or not migrated ends here with one line, not in a traceback per worker.
-    engine = _checked_engine(settings.database_url)
+    engine = _checked_engine(settings)
     if workers > 1:
         engine.dispose()
+        # Worker processes are spawned: they import the protocol by name and read the same environment.
+        options["http"] = ENVIRONMENT_PROTOCOL
         uvicorn.run("e2a_assets.webhooks.server:app_from_env", factory=True, workers=workers, **options)
         return
     try:
-        uvicorn.Server(uvicorn.Config(create_app(engine, registry), **options)).run()
+        uvicorn.Server(uvicorn.Config(create_app(engine, registry, limits=limits), **options)).run()
     finally:
         engine.dispose()
 
 
 @contextmanager
 def running_server(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *,
-                   log_level: str = "warning", start_timeout_s: float = 10.0) -> Iterator[str]:
-    """Serve `app` with uvicorn on a background thread; yields its base URL (`port=0`: a free port)."""
+                   log_level: str = "warning", start_timeout_s: float = 10.0,
+                   limits: ReceiverLimits | None = None) -> Iterator[str]:
+    """Serve `app` with uvicorn on a background thread; yields its base URL (`port=0`: a free port).
+    The server enforces `limits` as `e2a serve` does (the app's own share is given to create_app)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(app, host=host, port=bound_port, log_level=log_level, lifespan="on",
-                            server_header=False)
+                            **server_options(limits or ReceiverLimits()))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="e2a-receiver", daemon=True)
     thread.start()

@@ -57,6 +57,15 @@ dead_letters = Table(
     Index("ix_dead_letters_status", "status", "tenant"),
 )
 
+# One row per receiver process, rewritten by every /readyz probe: proof that the warehouse takes a
+# write right now (a lock, a full disk or a read-only standby fail it), not only that it answers.
+receiver_heartbeats = Table(
+    "receiver_heartbeats",
+    metadata,
+    Column("receiver", String(128), primary_key=True),  # host:pid
+    Column("beat_at", TS, nullable=False),
+)
+
 webhook_events = Table(
     "webhook_events",
     metadata,
