@@ -17,7 +17,9 @@ from e2a_assets.domain.orders import cohort_day
 from e2a_assets.warehouse.frames import normalise, read_query
 from e2a_assets.warehouse.schema import dead_letters, event_log, orders, webhook_events
 
-SIGNATURE_HEADERS = frozenset({"x-shopify-hmac-sha256", "x-e2a-hmac-sha256"})
+# Headers that carry a signature (e2a, Shopify with and without the X- prefix, Standard Webhooks):
+# never kept in a dead letter. The same set as webhooks/signing.py, which intake does not import.
+SIGNATURE_HEADERS = frozenset({"x-shopify-hmac-sha256", "shopify-hmac-sha256", "x-e2a-hmac-sha256", "webhook-signature"})
 
 
 def _insert(conn: Connection):

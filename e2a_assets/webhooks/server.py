@@ -24,6 +24,7 @@ from e2a_assets.settings import Settings
 from e2a_assets.warehouse.engine import make_engine
 from e2a_assets.warehouse.migrate import ensure_current
 from e2a_assets.webhooks.app import create_app
+from e2a_assets.webhooks.registry_reload import ReloadingRegistry
 
 logger = logging.getLogger("e2a.receiver")
 
@@ -43,7 +44,7 @@ def app_from_env() -> Starlette:
     """The receiver app for one worker process (`e2a serve --workers N`): each worker reads the
     settings and opens its own connection pool."""
     settings = Settings.from_env()
-    return create_app(_checked_engine(settings.database_url), settings.registry())
+    return create_app(_checked_engine(settings.database_url), ReloadingRegistry(settings.registry))
 
 
 def _checked_engine(database_url: str):  # noqa: ANN202
@@ -75,7 +76,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_lev
         uvicorn.run("e2a_assets.webhooks.server:app_from_env", factory=True, workers=workers, **options)
         return
     try:
-        uvicorn.Server(uvicorn.Config(create_app(engine, registry), **options)).run()
+        app = create_app(engine, ReloadingRegistry(settings.registry))
+        uvicorn.Server(uvicorn.Config(app, **options)).run()
     finally:
         engine.dispose()
 
