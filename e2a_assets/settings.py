@@ -15,6 +15,7 @@ from typing import Mapping
 
 from e2a_assets.domain.policies import PolicyError, TenantRegistry, load_registry
 from e2a_assets.warehouse.engine import normalise_url, sqlite_url
+from e2a_assets.warehouse.event_cursor import DEFAULT_MAX_WAIT_S
 from e2a_assets.warehouse.frames import DEFAULT_CHUNK_DAYS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +64,9 @@ class Settings:
     # Days an asset reads, computes and writes at a time inside one run (docs/internals.md,
     # "Bounded memory"): peak memory follows this, not the length of a backfill.
     chunk_days: int = DEFAULT_CHUNK_DAYS
+    # Postgres: seconds an open transaction may hold back the new-events sensor
+    # (E2A_SENSOR_MAX_WAIT_S; docs/internals.md "Sensor staleness").
+    sensor_max_wait_s: float = DEFAULT_MAX_WAIT_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -91,6 +95,7 @@ class Settings:
             dagster_yaml=Path(env.get("E2A_DAGSTER_YAML") or PROJECT_ROOT / default_yaml).resolve(),
             operator=env.get("USER") or "unknown",
             chunk_days=_number(env, "E2A_CHUNK_DAYS", int) or DEFAULT_CHUNK_DAYS,
+            sensor_max_wait_s=_number(env, "E2A_SENSOR_MAX_WAIT_S") or DEFAULT_MAX_WAIT_S,
         )
 
     def dagster_environment(self) -> dict[str, str]:
