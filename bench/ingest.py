@@ -10,6 +10,11 @@ unique unless --duplicates is given. The bare endpoint reads the body and answer
 which is the framework ceiling the receiver's group commit is measured against. Postgres uses a
 throwaway database (`<--db-prefix>_<random>`, dropped afterwards) and is skipped when unreachable.
 
+Besides req/s (the throughput ratio to the bare endpoint, "of bare") it prints the server
+processes' CPU time per request and its ratio to the bare endpoint's ("cpu of bare"): on a
+machine shared with other work, wall-clock rates swing by 2x between runs, CPU per request far
+less; with a saturated core the two ratios agree. Postgres' own CPU is not in it.
+
 Per receiver run it prints a balance line from the answers: sent = stored + duplicate + ignored +
 dead-lettered + rejected (any other status), and checks that the warehouse holds exactly the
 stored events. Exit status 1 on any 5xx, an unbalanced run, or a warehouse that disagrees.
@@ -192,6 +197,7 @@ class Figure:
     p99_ms: float
     statuses: dict[int, int]
     concurrency: int = 0
+    cpu_us: float = 0.0  # server CPU time per request (the steadier figure on a shared machine)
     stored: int | None = None
     expected: int | None = None
     mean_batch: float | None = None
@@ -246,6 +252,20 @@ def _start_server(kind: str, port: int, args: argparse.Namespace, database_url: 
     raise RuntimeError(f"{kind} server did not start")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a server process and its worker children so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def _stored(database_url: str) -> int:
     from sqlalchemy import func, select
 
@@ -268,7 +288,9 @@ def measure(name: str, kind: str, args: argparse.Namespace, concurrency: int, da
         _run_load(port, warmup, concurrency)
         before = _stored(database_url) if database_url else 0
         requests, unique = _requests(args.requests, args.duplicates, args.body_bytes, port)
+        cpu_before = _cpu_seconds(proc.pid)
         latencies, statuses, elapsed = _run_load(port, requests, concurrency)
+        cpu = _cpu_seconds(proc.pid) - cpu_before
         batches = _metrics(port) if kind == "receiver" and args.workers == 1 else None
     finally:
         proc.terminate()
@@ -281,6 +303,7 @@ def measure(name: str, kind: str, args: argparse.Namespace, concurrency: int, da
         p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         statuses=statuses,
         concurrency=concurrency,
+        cpu_us=1e6 * cpu / len(requests),
         sent=len(requests),
         stored_before=before,
     )
@@ -343,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
           f"SQLite synchronous {args.sqlite_synchronous or 'as configured'}")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     figures: list[Figure] = []
-    ceilings: dict[int, float] = {}
+    ceilings: dict[int, Figure] = {}
     with tempfile.TemporaryDirectory(prefix="e2a-bench-") as tmp:
         url, cleanup = _postgres_database() if "postgres" in backends else (None, "not asked for")
         if "postgres" in backends and url is None:
@@ -351,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for concurrency in levels:
                 bare = measure("bare starlette (ceiling)", "bare", args, concurrency)
-                ceilings[concurrency] = bare.rps
+                ceilings[concurrency] = bare
                 figures.append(bare)
                 if "sqlite" in backends:
                     from e2a_assets.warehouse.engine import sqlite_url
@@ -364,12 +387,14 @@ def main(argv: list[str] | None = None) -> int:
             if url is not None:
                 cleanup()
 
-    print(f"\n{'target':26} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'of bare':>8}  batch")
+    print(f"\n{'target':26} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'of bare':>8} "
+          f"{'cpu us/req':>10} {'cpu of bare':>11}  batch")
     failed = False
     for f in figures:
         batch = "" if f.mean_batch is None else f"{f.mean_batch:5.0f}"
+        bare = ceilings[f.concurrency]
         print(f"{f.name:26} {f.concurrency:5} {f.rps:8.0f} {f.p50_ms:7.2f} {f.p99_ms:7.2f} "
-              f"{f.rps / ceilings[f.concurrency]:8.2f}  {batch}")
+              f"{f.rps / bare.rps:8.2f} {f.cpu_us:10.0f} {bare.cpu_us / max(f.cpu_us, 1e-9):11.2f}  {batch}")
         if f.stored is not None:
             line, ok = f.balance()
             print(f"{'':33}{line}")

@@ -32,6 +32,7 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from e2a_assets.domain.events import IGNORED
 from e2a_assets.domain.policies import TenantPolicy, TenantRegistry
@@ -222,6 +223,31 @@ class GroupCommitter:
             return out
 
 
+class ReceiverApp(Starlette):
+    """The Starlette app, with webhook POSTs dispatched straight to their handler.
+
+    Profiled under load, Starlette's middleware stack (server-error and exception middleware,
+    exception wrapper) and router cost as much event-loop time per delivery as the handler itself
+    (docs/internals.md "Receiver throughput"), and they add nothing here: each handler catches
+    every exception itself (500) and its path is an exact match. Everything else (probes, metrics,
+    lifespan, other methods on the webhook paths: 405) goes through Starlette as usual. Middleware
+    added to this app therefore does not see webhook POSTs: put request limits in the server's
+    configuration or in the handler.
+    """
+
+    webhook_handlers: dict[str, Callable[[Request], Any]]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            handler = self.webhook_handlers.get(scope["path"])
+            if handler is not None:
+                scope["app"] = self
+                response = await handler(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def _json(status: int, body: dict[str, Any], *, close: bool = False, headers: dict[str, str] | None = None) -> JSONResponse:
     extra = dict(headers or {})
     if close:
@@ -399,7 +425,8 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: server_error})
+    app = ReceiverApp(routes=routes, lifespan=lifespan, exception_handlers={Exception: server_error})
+    app.webhook_handlers = {route.path: route.endpoint for route in routes if route.path.startswith("/webhooks/")}
     app.state.committer = committer
     app.state.counts = counts
     return app
