@@ -33,7 +33,8 @@ def _from_env(settings: Settings, field: str):  # noqa: ANN202
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "warehouse": WarehouseResource(database_url=_from_env(settings, "database_url"),
-                                       chunk_days=settings.chunk_days),
+                                       chunk_days=settings.chunk_days,
+                                       cursor_max_wait_seconds=settings.sensor_max_wait_s),
         "tenant_registry": TenantRegistryResource(
             policies_dir=str(settings.policies_dir),
             tenants_file=str(settings.tenants_file),

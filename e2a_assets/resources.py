@@ -12,6 +12,7 @@ from e2a_assets.domain.policies import TenantRegistry, load_registry
 from e2a_assets.domain.rate_cards import RateCardChanged
 from e2a_assets.services.rate_cards import verify_rate_cards
 from e2a_assets.warehouse.engine import make_engine
+from e2a_assets.warehouse.event_cursor import DEFAULT_MAX_WAIT_S
 from e2a_assets.warehouse.frames import DEFAULT_CHUNK_DAYS
 from e2a_assets.warehouse.migrate import MigrationError, ensure_current
 
@@ -24,6 +25,9 @@ class WarehouseResource(dg.ConfigurableResource):
     database_url: str
     # Days processed (read, computed, written and committed) at a time inside one run.
     chunk_days: int = DEFAULT_CHUNK_DAYS
+    # Postgres: the longest an open transaction may hold back readers of the event log (the
+    # new-events sensor), in seconds (warehouse/event_cursor.py).
+    cursor_max_wait_seconds: float = DEFAULT_MAX_WAIT_S
     _engine: Engine | None = PrivateAttr(default=None)
 
     def get_engine(self) -> Engine:

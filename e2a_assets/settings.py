@@ -18,6 +18,7 @@ import datetime as dt
 from e2a_assets.domain.intake_limits import TimeWindow
 from e2a_assets.domain.policies import PolicyError, TenantRegistry, load_registry
 from e2a_assets.warehouse.engine import DEFAULT_SQLITE_SYNCHRONOUS, SQLITE_SYNCHRONOUS, normalise_url, sqlite_url
+from e2a_assets.warehouse.event_cursor import DEFAULT_MAX_WAIT_S
 from e2a_assets.warehouse.frames import DEFAULT_CHUNK_DAYS
 from e2a_assets.webhooks.limits import ReceiverLimits
 
@@ -71,6 +72,9 @@ class Settings:
     # commit is before a delivery is acknowledged (FULL: fsynced; NORMAL only on an explicit choice).
     receiver_limits: ReceiverLimits = field(default_factory=ReceiverLimits)
     sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS
+    # Postgres: seconds an open transaction may hold back the new-events sensor
+    # (E2A_SENSOR_MAX_WAIT_S; docs/internals.md "Sensor staleness").
+    sensor_max_wait_s: float = DEFAULT_MAX_WAIT_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -101,6 +105,7 @@ class Settings:
             chunk_days=_number(env, "E2A_CHUNK_DAYS", int) or DEFAULT_CHUNK_DAYS,
             receiver_limits=_receiver_limits(env),
             sqlite_synchronous=_sqlite_synchronous(env),
+            sensor_max_wait_s=_number(env, "E2A_SENSOR_MAX_WAIT_S") or DEFAULT_MAX_WAIT_S,
         )
 
     def dagster_environment(self) -> dict[str, str]:

@@ -5,7 +5,7 @@ Migrations run once per test session (per xdist worker): into a template SQLite 
 test gets a copy of, and into the session's Postgres database, whose tables are emptied
 (TRUNCATE) for each test that asks for `warehouse_url` or `postgres_warehouse_url`.
 
-`postgres_url` creates `e2a_test_<random>` on the server named by E2A_TEST_POSTGRES_ADMIN_URL
+`postgres_url` creates `e2a_test_<random>` (prefix: E2A_TEST_DB_PREFIX) on the server named by E2A_TEST_POSTGRES_ADMIN_URL
 (default postgresql://postgres@127.0.0.1:5432/postgres) once per test session (per xdist worker)
 and drops it at the end. When the server is unreachable the tests that ask for it are skipped,
 unless E2A_REQUIRE_POSTGRES=1, in which case they fail.
@@ -28,6 +28,9 @@ from e2a_assets.warehouse.engine import sqlite_url as _sqlite_url
 from e2a_assets.warehouse.migrate import upgrade
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Names of the databases tests create start with this (E2A_TEST_DB_PREFIX: several people or CI
+# jobs sharing one server keep apart).
+TEST_DB_PREFIX = os.environ.get("E2A_TEST_DB_PREFIX") or "e2a_test"
 
 
 def _admin_dsn(url: str) -> str:
@@ -89,8 +92,7 @@ def postgres_url() -> Iterator[str]:
     """URL of a throwaway Postgres warehouse database at the head revision, shared by the session
     (per xdist worker) and dropped afterwards; tests that need empty tables use
     `postgres_warehouse_url` (or `warehouse_url`)."""
-    # E2A_TEST_POSTGRES_PREFIX names the session's databases (engineers sharing one server each use theirs).
-    with throwaway_database(os.environ.get("E2A_TEST_POSTGRES_PREFIX", "e2a_test")) as url:
+    with throwaway_database(TEST_DB_PREFIX) as url:
         upgrade(url)
         yield url
 

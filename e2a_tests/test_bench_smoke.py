@@ -28,6 +28,7 @@ def bench(script: str, capsys, *args: str) -> tuple[int, str, str]:  # noqa: ANN
     (exit code, stdout, stderr)."""
     spec = importlib.util.spec_from_file_location(f"bench_{script[:-3]}", BENCH / script)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     capsys.readouterr()
     try:
@@ -80,3 +81,14 @@ def test_pipeline_on_postgres(capsys):
     assert code == 0, err[-2000:]
     assert "(postgresql)" in out
     assert re.search(RUNS["pipeline.py"][1], out, re.MULTILINE), out
+
+
+def test_ingest_bench_prints_ratios_and_a_balanced_run(capsys):
+    code, out, err = bench("ingest.py", capsys, "--requests", "60", "--concurrency", "4,8", "--backends", "sqlite",
+                           "--duplicates", "0.25")
+    assert code == 0, err[-2000:]
+    rows = re.findall(r"^receiver, SQLite +(\d+) +\d+ +[\d.]+ +[\d.]+ +\d\.\d\d +\d+ +\d\.\d\d", out, re.MULTILINE)
+    assert rows == ["4", "8"], out
+    # 60 sent, 25 % re-deliveries of the 45 unique events, nothing refused
+    assert out.count("balance: sent 60 = stored 45 + duplicate 15 + ignored 0 + dead-lettered 0 + rejected 0 ; "
+                     "warehouse rows 45 new -> balanced") == 2, out

@@ -1,7 +1,9 @@
 """`new_events_sensor`: cursor over the event log, touched cohort days, exactness under concurrency."""
 
+import dataclasses
 import datetime as dt
 import json
+import time
 
 import dagster as dg
 import pytest
@@ -14,6 +16,7 @@ from e2a_assets.intake.ingestor import Ingestor
 from e2a_assets.sensors.new_events import new_events_sensor
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.engine import make_engine
+from e2a_tests.conftest import TEST_DB_PREFIX, throwaway_database
 from e2a_tests.factories import envelope_delivery, requested_days, settings_for, shopify_delivery, shopify_order
 
 
@@ -146,3 +149,90 @@ def test_a_recreated_event_log_is_read_again_from_the_start(sqlite_url, tmp_path
         # New run keys: not swallowed by Dagster's run-key dedupe of the old log's keys.
         assert not {r.run_key for r in again.run_requests} & {r.run_key for r in first.run_requests}
         assert json.loads(cursor) == {"commit_seq": 0, "id": 2, "epoch": 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# staleness bounded (warehouse/event_cursor.py): open transactions hold the cursor back for at
+# most cursor_max_wait_seconds, and a row committed late is still read exactly once.
+
+
+def _bounded_defs(url, tmp_path, max_wait_s):  # noqa: ANN001
+    settings = dataclasses.replace(settings_for(url, tmp_path), sensor_max_wait_s=max_wait_s)
+    return build_definitions(settings)
+
+
+def _open_xid(conn) -> int:  # noqa: ANN001
+    return int(conn.exec_driver_sql("SELECT txid_current()").scalar_one())
+
+
+def test_an_idle_transaction_in_another_database_does_not_stall_the_sensor(postgres_warehouse_url, tmp_path):
+    engine = make_engine(postgres_warehouse_url)
+    defs = _bounded_defs(postgres_warehouse_url, tmp_path, 3600)  # waiting would take an hour
+    with throwaway_database(f"{TEST_DB_PREFIX}_other") as other_url, dg.instance_for_test() as instance:
+        other = make_engine(other_url).connect()
+        other_tx = other.begin()
+        idle_xid = _open_xid(other)  # idle in transaction, with an xid, in another database
+        with engine.begin() as conn:
+            conn.execute(insert(schema.event_log), [_raw_event("e1", "O1", "2025-08-01")])
+            # the server-wide horizon the sensor used to wait for is held by that session
+            assert int(conn.exec_driver_sql("SELECT txid_snapshot_xmin(txid_current_snapshot())").scalar_one()) \
+                == idle_xid
+        result, cursor = evaluate(defs, instance)
+        assert requested_days(result.run_requests) == ["2025-08-01"]
+        assert json.loads(cursor)["id"] == 1 and "waiting" not in json.loads(cursor)
+        other_tx.rollback()
+        other.close()
+    engine.dispose()
+
+
+def test_an_open_transaction_here_holds_the_sensor_back_at_most_the_bound(postgres_warehouse_url, tmp_path):
+    engine = make_engine(postgres_warehouse_url)
+    defs = _bounded_defs(postgres_warehouse_url, tmp_path, 1.0)
+    with dg.instance_for_test() as instance:
+        idle = engine.connect()
+        idle_tx = idle.begin()
+        idle_xid = _open_xid(idle)  # has not written to the event log (yet)
+        with engine.begin() as conn:
+            conn.execute(insert(schema.event_log), [_raw_event("e1", "O1", "2025-08-01")])
+        held, cursor = evaluate(defs, instance)
+        assert held.run_requests == []
+        assert [x for x, _ in json.loads(cursor)["waiting"]] == [idle_xid]
+        time.sleep(1.1)
+        result, cursor = evaluate(defs, instance, cursor)
+        assert requested_days(result.run_requests) == ["2025-08-01"]
+        assert json.loads(cursor)["excused"] == [idle_xid]
+        # The passed-over transaction now writes to the event log, with its old xid as commit_seq
+        # (behind the cursor), and commits: the row is read once all the same.
+        idle.execute(insert(schema.event_log), [_raw_event("late", "O2", "2025-08-03")])
+        idle_tx.commit()
+        idle.close()
+        result, cursor = evaluate(defs, instance, cursor)
+        assert requested_days(result.run_requests) == ["2025-08-03"]
+        assert "excused" not in json.loads(cursor) and "waiting" not in json.loads(cursor)
+        again, _ = evaluate(defs, instance, cursor)
+        assert again.run_requests == []
+    engine.dispose()
+
+
+def test_an_uncommitted_landing_write_open_past_the_bound_is_read_once_committed(postgres_warehouse_url, tmp_path):
+    engine = make_engine(postgres_warehouse_url)
+    defs = _bounded_defs(postgres_warehouse_url, tmp_path, 1.0)
+    with dg.instance_for_test() as instance:
+        slow = engine.connect()
+        slow_tx = slow.begin()
+        slow.execute(insert(schema.event_log), [_raw_event("a", "A1", "2025-08-01")])  # lower id, uncommitted
+        with engine.begin() as fast:
+            fast.execute(insert(schema.event_log), [_raw_event("b", "B1", "2025-08-05")])
+        first, cursor = evaluate(defs, instance)
+        assert first.run_requests == []  # within the bound: wait for the writer
+        time.sleep(1.1)
+        second, cursor = evaluate(defs, instance, cursor)
+        assert requested_days(second.run_requests) == ["2025-08-05"]  # past the bound: go on without it
+        slow_tx.commit()
+        slow.close()
+        third, cursor = evaluate(defs, instance, cursor)
+        assert requested_days(third.run_requests) == ["2025-08-01"]
+        fourth, cursor = evaluate(defs, instance, cursor)
+        assert fourth.run_requests == []
+        assert json.loads(cursor) == {"commit_seq": json.loads(cursor)["commit_seq"], "id": 2, "epoch": 0}
+    engine.dispose()

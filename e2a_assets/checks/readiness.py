@@ -12,13 +12,13 @@ import time
 
 import dagster as dg
 import pandas as pd
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 
 from e2a_assets import compat
 from e2a_assets.domain import readiness as rules
 from e2a_assets.domain.events import DEAD_LETTER_PENDING
 from e2a_assets.resources import WarehouseResource
-from e2a_assets.warehouse.event_cursor import EventCursor
+from e2a_assets.warehouse.event_cursor import EventCursor, unread_condition
 from e2a_assets.warehouse.schema import dead_letters, event_log
 
 SENSOR_NAME = "new_events_sensor"
@@ -64,10 +64,7 @@ def new_events_sensor_state(instance: dg.DagsterInstance) -> tuple[str, EventCur
 
 def unseen_events(conn, cursor: EventCursor) -> tuple[int, pd.Timestamp | None]:  # noqa: ANN001
     """Committed events after the sensor's cursor: how many, and when the oldest was received."""
-    if conn.dialect.name == "postgresql":
-        after = tuple_(event_log.c.commit_seq, event_log.c.id) > tuple_(cursor.commit_seq, cursor.id)
-    else:
-        after = event_log.c.id > cursor.id
+    after = unread_condition(cursor, conn.dialect.name)
     count, oldest = conn.execute(select(func.count(), func.min(event_log.c.received_at)).where(after)).one()
     return int(count), _utc(oldest)
 

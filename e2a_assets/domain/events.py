@@ -217,13 +217,18 @@ def _order_fields(event: CanonicalEvent, order: Mapping[str, Any]) -> None:
         )
 
 
+def _shopify_header(headers: Mapping[str, str], name: str) -> str | None:
+    """`x-shopify-<name>`, or the unprefixed `shopify-<name>` Shopify also sends (lower-case names)."""
+    return headers.get(f"x-shopify-{name}") or headers.get(f"shopify-{name}")
+
+
 def _shopify(tenant: str, headers: Mapping[str, str], doc: dict[str, Any], body: str) -> CanonicalEvent:
-    topic = (headers.get("x-shopify-topic") or "").strip()
+    topic = (_shopify_header(headers, "topic") or "").strip()
     if not topic:
         raise MalformedEvent("missing header X-Shopify-Topic")
-    event_id = headers.get("x-shopify-event-id") or headers.get("x-shopify-webhook-id")
+    event_id = _shopify_header(headers, "event-id") or _shopify_header(headers, "webhook-id")
     event_id = _identifier(event_id, "X-Shopify-Event-Id / X-Shopify-Webhook-Id")
-    triggered = headers.get("x-shopify-triggered-at")
+    triggered = _shopify_header(headers, "triggered-at")
     if triggered:
         occurred_at = parse_timestamp(triggered, "X-Shopify-Triggered-At")
     else:
@@ -245,8 +250,13 @@ def _shopify(tenant: str, headers: Mapping[str, str], doc: dict[str, Any], body:
     return event
 
 
-def _envelope(tenant: str, source: str, doc: dict[str, Any], body: str) -> CanonicalEvent:
-    event_id = _identifier(doc.get("event_id"), "event_id")
+def _envelope(tenant: str, source: str, headers: Mapping[str, str], doc: dict[str, Any], body: str) -> CanonicalEvent:
+    # A Standard Webhooks sender names each message in `webhook-id` (stable across its retries):
+    # the idempotency key when the envelope carries no event_id of its own.
+    event_id = doc.get("event_id")
+    if event_id is None and headers.get("webhook-id"):
+        event_id = headers["webhook-id"].strip()
+    event_id = _identifier(event_id, "event_id")
     raw_type = doc.get("event_type")
     if not isinstance(raw_type, str) or not raw_type.strip():
         raise MalformedEvent("missing field event_type")
@@ -298,7 +308,10 @@ def canonicalize(tenant: str, source: str, headers: Mapping[str, str], body: byt
         raise MalformedEvent("body is not UTF-8 encoded JSON") from None
     doc = _json_object(body)
     try:
-        event = _shopify(tenant, headers, doc, text) if source == "shopify" else _envelope(tenant, source, doc, text)
+        if source == "shopify":
+            event = _shopify(tenant, headers, doc, text)
+        else:
+            event = _envelope(tenant, source, headers, doc, text)
     except MalformedEvent:
         raise
     except IntakeLimitError as exc:

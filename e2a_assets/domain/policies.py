@@ -155,10 +155,20 @@ class TenantPolicy(_Strict):
     shop_domain: str | None = None
     timezone: str = "UTC"
     webhook_secret_env: str | None = None
+    webhook_secret_file: str | None = None
     webhook_secret_dev: str | None = None
-    # Resolved once when the registry is loaded (from the environment variable named by
-    # webhook_secret_env, else the development secret when allowed); never shown in reprs.
+    # Secret rotation (docs/webhooks.md "Rotating a secret"): the next secret verifies beside the
+    # current one; the current one may stop verifying at `webhook_secret_expires_at`.
+    webhook_secret_next_env: str | None = None
+    webhook_secret_next_file: str | None = None
+    webhook_secret_expires_at: dt.datetime | None = None
+    # wms/carrier deliveries must carry a timestamped (Standard Webhooks) signature: the e2a
+    # body-only signature, replayable at any time, is refused.
+    webhook_require_timestamp: bool = False
+    # Resolved when the registry is loaded (from the environment variable, else the file, else the
+    # development secret when allowed); never shown in reprs.
     resolved_secret: SecretStr | None = Field(default=None, repr=False)
+    resolved_next_secret: SecretStr | None = Field(default=None, repr=False)
     sla: SlaPolicy
     tariff: Tariff
     # Versions 1..n of the rate card (DOMAIN §8.1); version 1 is `tariff`. Empty when built by hand:
@@ -176,6 +186,13 @@ class TenantPolicy(_Strict):
         if isinstance(data, dict) and "resolved_secret" not in data:
             data = {**data, "resolved_secret": data.get("webhook_secret_dev")}
         return data
+
+    @field_validator("webhook_secret_expires_at")
+    @classmethod
+    def _aware_expiry(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 2026-12-15T00:00:00Z")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -199,6 +216,19 @@ class TenantPolicy(_Strict):
         """The tenant's signing secret as resolved at load time (None: the tenant cannot sign)."""
         return self.resolved_secret.get_secret_value() if self.resolved_secret else None
 
+    def webhook_secrets(self, now: dt.datetime) -> tuple[str, ...]:
+        """The secrets that verify a delivery at `now`: the current one until its expiry, and the
+        next one while a rotation is under way (both, or either, may be absent)."""
+        out = []
+        current = self.webhook_secret()
+        if current and (self.webhook_secret_expires_at is None or now < self.webhook_secret_expires_at):
+            out.append(current)
+        if self.resolved_next_secret is not None:
+            nxt = self.resolved_next_secret.get_secret_value()
+            if nxt and nxt not in out:
+                out.append(nxt)
+        return tuple(out)
+
     @property
     def uses_dev_secret(self) -> bool:
         return self.resolved_secret is not None and self.webhook_secret() == self.webhook_secret_dev
@@ -211,6 +241,9 @@ class TenantRegistry:
 
     policies: tuple[TenantPolicy, ...]
     defaults: TenantPolicy | None = None
+    # The files it was read from (policy files, tenants file, secret files): a receiver reloads
+    # the registry when one of them changes.
+    sources: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         names = [p.tenant for p in self.policies]
@@ -304,10 +337,37 @@ def _first_error(path: Path, prefix: str, exc: ValidationError) -> PolicyError:
     return PolicyError(f"{path}: field '{field}': {err['msg']}")
 
 
-def _resolve_secret(spec: dict[str, Any], environ: Mapping[str, str], allow_dev_secrets: bool) -> str | None:
-    name = spec.get("webhook_secret_env")
+def _secret_path(spec: dict[str, Any], key: str, base: Path) -> Path | None:
+    """The secret file named by `key`, relative to the tenants file's folder unless absolute."""
+    raw = spec.get(key)
+    if not raw:
+        return None
+    path = Path(str(raw)).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _read_secret(path: Path, where: str) -> str:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{where}: cannot read secret file {path} ({getattr(exc, 'strerror', None) or exc})") from None
+    if not value:
+        raise PolicyError(f"{where}: secret file {path} is empty")
+    return value
+
+
+def _resolve_secret(spec: dict[str, Any], environ: Mapping[str, str], allow_dev_secrets: bool, *,
+                    base: Path = Path("."), where: str = "", kind: str = "webhook_secret") -> str | None:
+    """A secret from the environment variable `<kind>_env`, else the file `<kind>_file`, else (the
+    current secret only, when allowed) the development secret `webhook_secret_dev`."""
+    name = spec.get(f"{kind}_env")
     if name and environ.get(name):
         return environ[name]
+    path = _secret_path(spec, f"{kind}_file", base)
+    if path is not None:
+        return _read_secret(path, f"{where}.{kind}_file'")
+    if kind != "webhook_secret":
+        return None
     return spec.get("webhook_secret_dev") if allow_dev_secrets else None
 
 
@@ -397,11 +457,21 @@ def load_registry(
     if not isinstance(tenants, dict) or not tenants:
         raise PolicyError(f"{tenants_path}: field 'tenants': expected a non-empty mapping of tenant name to settings")
     policies = []
+    secret_files: list[Path] = []
     for name, spec in tenants.items():
         spec = dict(spec or {})
         if not isinstance(spec.get("sla", {}), dict) or not isinstance(spec.get("tariff", {}), dict):
             raise PolicyError(f"{tenants_path}: field 'tenants.{name}': 'sla' and 'tariff' must be mappings")
-        spec["resolved_secret"] = _resolve_secret(spec, environ, allow_dev_secrets)
+        where = f"{tenants_path}: field 'tenants.{name}"
+        base = tenants_path.resolve().parent
+        spec["resolved_secret"] = _resolve_secret(spec, environ, allow_dev_secrets, base=base, where=where)
+        spec["resolved_next_secret"] = _resolve_secret(spec, environ, allow_dev_secrets, base=base, where=where,
+                                                       kind="webhook_secret_next")
+        for key in ("webhook_secret_file", "webhook_secret_next_file"):
+            path = _secret_path(spec, key, base)
+            if path is not None:
+                spec[key] = str(path)
+                secret_files.append(path)
         spec["sla"] = _merged(sla_defaults, spec.get("sla", {}))
         spec["tariff"] = _merged(tariff_defaults, spec.get("tariff", {}))
         cards = spec.pop("rate_cards", None)
@@ -416,7 +486,8 @@ def load_registry(
             policy = policy.model_copy(update={"rate_cards": versions})
         policies.append(policy)
     defaults = TenantPolicy(tenant=DEFAULT_TENANT_KEY, sla=sla_defaults, tariff=tariff_defaults)
-    return TenantRegistry(tuple(policies), defaults)
+    sources = (policies_dir / "default_sla.yaml", policies_dir / "default_tariffs.yaml", tenants_path, *secret_files)
+    return TenantRegistry(tuple(policies), defaults, tuple(p.resolve() for p in sources))
 
 
 def _rate_card_versions(cards: Any, base: Mapping[str, Any], path: Path, field: str) -> tuple[RateCardVersion, ...]:

@@ -2,7 +2,10 @@
 
 Per request, in this order: body size from `Content-Length` (413 before reading anything), tenant
 from the route's header (401), raw body read with a hard 1 MiB cap (413 as soon as it passes),
-HMAC over the raw bytes in constant time (401), then the delivery joins a group commit. Parsing,
+signature over the raw bytes in constant time against the tenant's active secrets — e2a, Shopify
+or Standard Webhooks with its ±5-minute timestamp window (401) — then the delivery joins a group
+commit. The tenant registry is re-read when its files change (`registry_reload`), so a secret
+rotation needs no restart. Parsing,
 validation, dedupe and dead letters belong to `Ingestor.ingest_many`; this module only maps its
 outcome to a status code. Nothing is answered 2xx before its transaction has committed.
 
@@ -15,12 +18,13 @@ request in it, so the senders retry and dedupe makes the retry safe.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
@@ -28,6 +32,7 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from e2a_assets.domain.events import IGNORED
 from e2a_assets.domain.intake_limits import TimeWindow
@@ -45,12 +50,8 @@ from e2a_assets.intake.ingestor import (
 from e2a_assets.warehouse.engine import probe_write
 from e2a_assets.webhooks import prometheus
 from e2a_assets.webhooks.limits import ReceiverLimits
-from e2a_assets.webhooks.signing import (
-    E2A_TENANT_HEADER,
-    SHOPIFY_DOMAIN_HEADER,
-    signature_header,
-    verify,
-)
+from e2a_assets.webhooks.registry_reload import ReloadingRegistry, StaticRegistry
+from e2a_assets.webhooks.signing import E2A_TENANT_HEADER, SHOPIFY_DOMAIN_HEADER, shopify_header, signature_problem
 
 log = logging.getLogger("e2a.webhooks")
 
@@ -220,6 +221,31 @@ class GroupCommitter:
             return out
 
 
+class ReceiverApp(Starlette):
+    """The Starlette app, with webhook POSTs dispatched straight to their handler.
+
+    Profiled under load, Starlette's middleware stack (server-error and exception middleware,
+    exception wrapper) and router cost as much event-loop time per delivery as the handler itself
+    (docs/internals.md "Receiver throughput"), and they add nothing here: each handler catches
+    every exception itself (500) and its path is an exact match. Everything else (probes, metrics,
+    lifespan, other methods on the webhook paths: 405) goes through Starlette as usual. Middleware
+    added to this app therefore does not see webhook POSTs: put request limits in the server's
+    configuration or in the handler.
+    """
+
+    webhook_handlers: dict[str, Callable[[Request], Any]]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            handler = self.webhook_handlers.get(scope["path"])
+            if handler is not None:
+                scope["app"] = self
+                response = await handler(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def _json(status: int, body: dict[str, Any], *, close: bool = False, headers: dict[str, str] | None = None) -> JSONResponse:
     extra = dict(headers or {})
     if close:
@@ -230,7 +256,7 @@ def _json(status: int, body: dict[str, Any], *, close: bool = False, headers: di
 
 def create_app(
     engine: Engine,
-    registry: TenantRegistry,
+    registry: TenantRegistry | ReloadingRegistry,
     *,
     limits: ReceiverLimits | None = None,
     max_body_bytes: int | None = None,
@@ -239,18 +265,22 @@ def create_app(
     ingest_timeout_s: float | None = None,
     ready_timeout_s: float | None = None,
     window: TimeWindow | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The receiver as an ASGI app: POST /webhooks/{shopify,wms,carrier}, GET /healthz, /readyz, /metrics.
 
     `limits` (webhooks/limits.py) bound the body (size, read time), the wait for a commit (then 503
     with Retry-After; a late commit is harmless because the retry is deduplicated), the /readyz
     write probe and the accepted timestamps; a keyword given here overrides its limit.
+    `registry` is a fixed registry or a `ReloadingRegistry` (what `e2a serve` passes); `clock`
+    (Unix seconds) decides secret expiry and the Standard Webhooks timestamp window.
     """
     limits = limits or ReceiverLimits()
     max_body_bytes = max_body_bytes or limits.max_body_bytes
     ingest_timeout_s = ingest_timeout_s or limits.ingest_timeout_s
     ready_timeout_s = ready_timeout_s or limits.ready_timeout_s
     body_timeout_s = limits.body_timeout_s
+    registries = registry if isinstance(registry, ReloadingRegistry) else StaticRegistry(registry)
     ingestor = Ingestor(engine, window=window or limits.window)
     committer = GroupCommitter(ingestor, batch_window_ms=batch_window_ms, max_batch=max_batch)
     counts: Counter[str] = Counter({o: 0 for o in OUTCOMES})
@@ -262,11 +292,12 @@ def create_app(
         by_source[source][outcome] += 1
 
     def tenant_of(source: str, request: Request) -> TenantPolicy | None:
+        current = registries.current()
         if source == "shopify":
-            domain = request.headers.get(SHOPIFY_DOMAIN_HEADER)
-            return registry.by_shop_domain(domain) if domain else None
+            domain = shopify_header(request.headers, SHOPIFY_DOMAIN_HEADER)
+            return current.by_shop_domain(domain) if domain else None
         name = (request.headers.get(E2A_TENANT_HEADER) or "").strip()
-        return registry.get(name) if name else None
+        return current.get(name) if name else None
 
     async def read_body(request: Request) -> bytes | None:
         """The raw body, or None as soon as it grows past the limit."""
@@ -295,10 +326,11 @@ def create_app(
                 return too_large(source)
 
         policy = tenant_of(source, request)
-        secret = policy.webhook_secret() if policy is not None else None
-        if policy is None or not secret:
+        now = clock()
+        secrets = policy.webhook_secrets(dt.datetime.fromtimestamp(now, dt.timezone.utc)) if policy else ()
+        if policy is None or not secrets:
             count(source, UNAUTHORIZED)
-            log.info("401 %s: %s", source, "unknown tenant" if policy is None else f"no secret configured for {policy.tenant}")
+            log.info("401 %s: %s", source, "unknown tenant" if policy is None else f"no active secret for {policy.tenant}")
             return _json(401, _UNAUTHORIZED_BODY, close=True)
 
         try:
@@ -315,9 +347,11 @@ def create_app(
             return _json(400, {"error": "incomplete body"}, close=True)
         if body is None:
             return too_large(source)
-        if not verify(secret, body, request.headers.get(signature_header(source))):
+        problem = signature_problem(source, secrets, request.headers, body, now=now,
+                                    require_timestamp=policy.webhook_require_timestamp)
+        if problem is not None:
             count(source, UNAUTHORIZED)
-            log.info("401 %s: invalid or missing signature for tenant %s", source, policy.tenant)
+            log.info("401 %s: %s (tenant %s)", source, problem, policy.tenant)
             return _json(401, _UNAUTHORIZED_BODY)
 
         if committer.full():
@@ -377,6 +411,8 @@ def create_app(
             "largest_batch": committer.largest_batch,
             "failed_batches": committer.failed_batches,
             "pending": committer.pending,
+            "registry_reloads": registries.reloads,
+            "registry_failed_reloads": registries.failed_reloads,
             "uptime_s": round(time.time() - started, 3),
         }
         if prometheus.wants_prometheus(request.headers.get("accept"), request.query_params.get("format")):
@@ -401,7 +437,8 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: server_error})
+    app = ReceiverApp(routes=routes, lifespan=lifespan, exception_handlers={Exception: server_error})
+    app.webhook_handlers = {route.path: route.endpoint for route in routes if route.path.startswith("/webhooks/")}
     app.state.committer = committer
     app.state.counts = counts
     return app

@@ -14,6 +14,10 @@ _SCALARS = (
      "failed_batches"),
     ("e2a_group_commit_largest_batch", "gauge", "Largest transaction so far, in deliveries.", "largest_batch"),
     ("e2a_group_commit_pending", "gauge", "Deliveries waiting for a transaction now.", "pending"),
+    ("e2a_tenant_registry_reloads_total", "counter", "Times the tenant registry was re-read after its files changed.",
+     "registry_reloads"),
+    ("e2a_tenant_registry_failed_reloads_total", "counter",
+     "Registry changes that did not load (the previous registry stayed in force).", "registry_failed_reloads"),
     ("e2a_receiver_uptime_seconds", "gauge", "Seconds since this receiver process started.", "uptime_s"),
 )
 

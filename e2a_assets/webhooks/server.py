@@ -26,6 +26,7 @@ from e2a_assets.warehouse.migrate import ensure_current
 from e2a_assets.webhooks.app import create_app
 from e2a_assets.webhooks.limits import ReceiverLimits
 from e2a_assets.webhooks.protocol import ENVIRONMENT_PROTOCOL, bounded_protocol
+from e2a_assets.webhooks.registry_reload import ReloadingRegistry
 
 logger = logging.getLogger("e2a.receiver")
 
@@ -45,7 +46,7 @@ def app_from_env() -> Starlette:
     """The receiver app for one worker process (`e2a serve --workers N`): each worker reads the
     settings and opens its own connection pool."""
     settings = Settings.from_env()
-    return create_app(_checked_engine(settings), settings.registry(), limits=settings.receiver_limits)
+    return create_app(_checked_engine(settings), ReloadingRegistry(settings.registry), limits=settings.receiver_limits)
 
 
 def server_options(limits: ReceiverLimits) -> dict:
@@ -86,7 +87,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_lev
         uvicorn.run("e2a_assets.webhooks.server:app_from_env", factory=True, workers=workers, **options)
         return
     try:
-        uvicorn.Server(uvicorn.Config(create_app(engine, registry, limits=limits), **options)).run()
+        app = create_app(engine, ReloadingRegistry(settings.registry), limits=limits)
+        uvicorn.Server(uvicorn.Config(app, **options)).run()
     finally:
         engine.dispose()
 
