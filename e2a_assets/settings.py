@@ -232,6 +232,11 @@ def _require_explicit_settings(environ: Mapping[str, str], dagster_postgres_url:
         why = "the Celery executor or run launcher"
     else:
         return
+    require_explicit_settings(environ, why)
+
+
+def require_explicit_settings(environ: Mapping[str, str], why: str) -> None:
+    """Raise one line naming what `why` needs and is missing of `EXPLICIT_SETTINGS`."""
     missing = [name for name in EXPLICIT_SETTINGS if not environ.get(name)]
     if missing:
         raise PolicyError(f"{why} needs explicit settings, missing: {', '.join(missing)} "
