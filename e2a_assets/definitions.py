@@ -12,7 +12,8 @@ from e2a_assets.assets import billing, exceptions, ingestion, operations, orders
 from e2a_assets.checks import invoices as invoice_checks
 from e2a_assets.checks import readiness as readiness_checks
 from e2a_assets.checks import statements as statement_checks
-from e2a_assets.resources import ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
+from e2a_assets.executors import build_executor
+from e2a_assets.resources import REGISTRY_DIGEST_TAG, ClockResource, InvoiceDocumentsResource, TenantRegistryResource, WarehouseResource
 from e2a_assets.schedules import build_schedules
 from e2a_assets.sensors.alerts import AlertWebhookResource, asset_check_alert_sensor, run_failure_alert_sensor
 from e2a_assets.sensors.new_events import new_events_sensor
@@ -52,8 +53,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Assemble e2a; `settings` defaults to the environment (DATABASE_URL, E2A_DATA_DIR, ...)."""
     settings = settings or Settings.from_env()
     assets = dg.load_assets_from_modules(ASSET_MODULES)
-    all_jobs = jobs.build_jobs(assets)
-    default = settings.registry().get(settings.default_tenant)
+    registry = settings.registry()
+    # Every run records the registry it was launched with; its steps check it (TenantRegistryResource).
+    all_jobs = jobs.build_jobs(assets, tags={REGISTRY_DIGEST_TAG: registry.digest})
+    default = registry.get(settings.default_tenant)
     timezone = default.timezone if default else "UTC"
     return dg.Definitions(
         assets=assets,
@@ -62,7 +65,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         schedules=build_schedules(timezone, {j.name for j in all_jobs}),
         sensors=[new_events_sensor, run_failure_alert_sensor, asset_check_alert_sensor],
         resources=build_resources(settings),
-        executor=dg.in_process_executor,
+        executor=build_executor(settings),
     )
 
 

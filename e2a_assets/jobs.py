@@ -18,18 +18,19 @@ def selected_keys(cadence: Cadence, assets: Sequence[dg.AssetsDefinition]) -> li
     ]
 
 
-def build_jobs(assets: Sequence[dg.AssetsDefinition], cadences: Sequence[Cadence] = CADENCES) -> list:
+def build_jobs(assets: Sequence[dg.AssetsDefinition], cadences: Sequence[Cadence] = CADENCES,
+               tags: dict[str, str] | None = None) -> list:
     """The jobs of e2a; daily and monthly assets never share a job (DAGSTER-NOTES §9). The
-    partitioning of a job follows from its assets."""
+    partitioning of a job follows from its assets; `tags` go on every run of every job."""
     jobs = []
     for cadence in cadences:
         if cadence.checks:
             checks = [dg.AssetCheckKey(dg.AssetKey(c.split(":")[0]), c.split(":")[1]) for c in cadence.checks]
             jobs.append(dg.define_asset_job(cadence.job, selection=dg.AssetSelection.checks(*checks),
-                                            description=cadence.job_description))
+                                            description=cadence.job_description, tags=tags))
             continue
         keys = selected_keys(cadence, assets)
         if keys:
             jobs.append(dg.define_asset_job(cadence.job, selection=dg.AssetSelection.assets(*keys),
-                                            description=cadence.job_description))
+                                            description=cadence.job_description, tags=tags))
     return jobs

@@ -17,6 +17,9 @@ from e2a_assets.warehouse.frames import DEFAULT_CHUNK_DAYS
 from e2a_assets.warehouse.migrate import MigrationError, ensure_current
 
 AS_OF_TAG = "e2a/as_of"
+# The digest of the tenant registry the run was launched with (a tag of every e2a job): a process
+# executing its steps with a registry of another digest fails them instead of billing differently.
+REGISTRY_DIGEST_TAG = "e2a/registry_digest"
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -74,6 +77,19 @@ class TenantRegistryResource(dg.ConfigurableResource):
                 },
             )
         return self._registry
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Refuse to run a step with another tenant registry than the run was launched with (a
+        worker host with an older tenants.yaml, other overrides): the step fails, without retries,
+        with the one line naming both digests and the file."""
+        run = context.run
+        launched = run.tags.get(REGISTRY_DIGEST_TAG) if run is not None else None
+        here = self.get_registry().digest
+        if launched and launched != here:
+            raise dg.Failure(
+                description=f"tenant registry {self.tenants_file} here has digest {here}, the run was launched with "
+                            f"{launched}: deploy the same tenants.yaml and policy settings to every process",
+                allow_retries=False)
 
     def policy_frame(self) -> pd.DataFrame:
         return self.get_registry().policy_frame()

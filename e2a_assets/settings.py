@@ -24,6 +24,20 @@ from e2a_assets.webhooks.limits import ReceiverLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
+# How a run executes its steps (`E2A_EXECUTOR`) and where the daemon starts runs (`E2A_RUN_LAUNCHER`).
+EXECUTORS = ("in_process", "multiprocess", "celery")
+RUN_LAUNCHERS = ("default", "celery")
+# Defaults of the Celery settings: the machine's RabbitMQ, results over the broker, Dagster's queue.
+CELERY_BROKER = "pyamqp://guest@localhost:5672//"
+CELERY_BACKEND = "rpc://"
+CELERY_QUEUE = "dagster"
+# The parts of the Postgres Dagster instance URL, as dagster.postgres.yaml reads them (`postgres_db`
+# with `scheme: postgresql+psycopg2`): plain `dagster` commands then need no URL rewriting.
+DAGSTER_PG_PARTS = {"host": "E2A_DAGSTER_PG_HOST", "port": "E2A_DAGSTER_PG_PORT", "username": "E2A_DAGSTER_PG_USER",
+                    "password": "E2A_DAGSTER_PG_PASSWORD", "database": "E2A_DAGSTER_PG_DB"}
+# Outside the embedded default these must be set: no process falls back to a file of its own.
+EXPLICIT_SETTINGS = ("DATABASE_URL", "E2A_TENANTS_FILE", "E2A_INVOICE_DIR")
+
 
 def _number(environ: Mapping[str, str], name: str, kind: type = float) -> float | int | None:
     raw = environ.get(name)
@@ -75,15 +89,28 @@ class Settings:
     # Postgres: seconds an open transaction may hold back the new-events sensor
     # (E2A_SENSOR_MAX_WAIT_S; docs/internals.md "Sensor staleness").
     sensor_max_wait_s: float = DEFAULT_MAX_WAIT_S
+    # Where invoice and note documents are written (`E2A_INVOICE_DIR`, e.g. a shared mount);
+    # None: `<data_dir>/invoices`.
+    documents_dir: Path | None = None
+    # The Dagster deployment: executor of every job, run launcher of a generated dagster.yaml, and
+    # the Celery broker, result backend and queue both use.
+    executor: str = "in_process"
+    run_launcher: str = "default"
+    celery_broker: str = CELERY_BROKER
+    celery_backend: str = CELERY_BACKEND
+    celery_queue: str = CELERY_QUEUE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("E2A_DATA_DIR") or PROJECT_ROOT / "data").resolve()
         policies_dir = Path(env.get("E2A_POLICIES_DIR") or PROJECT_ROOT / "policies").resolve()
-        # Dagster's Postgres storage needs psycopg2: accept postgres:// and postgresql:// too.
-        dagster_postgres_url = normalise_url(env["E2A_DAGSTER_POSTGRES_URL"]) if env.get("E2A_DAGSTER_POSTGRES_URL") else None
+        dagster_postgres_url = _dagster_postgres_url(env)
         default_yaml = "dagster.postgres.yaml" if dagster_postgres_url else "dagster.yaml"
+        executor = _choice(env, "E2A_EXECUTOR", EXECUTORS)
+        run_launcher = _choice(env, "E2A_RUN_LAUNCHER", RUN_LAUNCHERS)
+        dagster_home = Path(env.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve()
+        _require_explicit_settings(env, dagster_postgres_url, executor, run_launcher, dagster_home)
         return cls(
             data_dir=data_dir,
             database_url=env.get("DATABASE_URL") or sqlite_url(data_dir / "warehouse.sqlite"),
@@ -96,9 +123,9 @@ class Settings:
             alert_webhook_url=env.get("E2A_ALERT_WEBHOOK_URL") or None,
             secrets=dict(env),
             allow_dev_secrets=env.get("E2A_STRICT_SECRETS") != "1",
-            env_names={f: n for f, n in (("database_url", "DATABASE_URL"), ("alert_webhook_url", "E2A_ALERT_WEBHOOK_URL"))
-                       if env.get(n)},
-            dagster_home=Path(env.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve(),
+            env_names={f: n for f, n in (("database_url", "DATABASE_URL"), ("alert_webhook_url", "E2A_ALERT_WEBHOOK_URL"),
+                                         ("tenants_file", "E2A_TENANTS_FILE")) if env.get(n)},
+            dagster_home=dagster_home,
             dagster_postgres_url=dagster_postgres_url,
             dagster_yaml=Path(env.get("E2A_DAGSTER_YAML") or PROJECT_ROOT / default_yaml).resolve(),
             operator=env.get("USER") or "unknown",
@@ -106,6 +133,12 @@ class Settings:
             receiver_limits=_receiver_limits(env),
             sqlite_synchronous=_sqlite_synchronous(env),
             sensor_max_wait_s=_number(env, "E2A_SENSOR_MAX_WAIT_S") or DEFAULT_MAX_WAIT_S,
+            documents_dir=Path(env["E2A_INVOICE_DIR"]).resolve() if env.get("E2A_INVOICE_DIR") else None,
+            executor=executor,
+            run_launcher=run_launcher,
+            celery_broker=env.get("E2A_CELERY_BROKER") or CELERY_BROKER,
+            celery_backend=env.get("E2A_CELERY_BACKEND") or CELERY_BACKEND,
+            celery_queue=env.get("E2A_CELERY_QUEUE") or CELERY_QUEUE,
         )
 
     def dagster_environment(self) -> dict[str, str]:
@@ -117,6 +150,18 @@ class Settings:
             env["DAGSTER_HOME"] = str(self.dagster_home)
         if self.dagster_postgres_url:
             env["E2A_DAGSTER_POSTGRES_URL"] = self.dagster_postgres_url
+            env.update(dagster_postgres_parts(self.dagster_postgres_url))
+        if self.documents_dir is not None:
+            env["E2A_INVOICE_DIR"] = str(self.documents_dir)
+        if "tenants_file" in self.env_names:
+            env["E2A_TENANTS_FILE"] = str(self.tenants_file)
+        if self.executor != EXECUTORS[0]:
+            env["E2A_EXECUTOR"] = self.executor
+        if self.run_launcher != RUN_LAUNCHERS[0]:
+            env["E2A_RUN_LAUNCHER"] = self.run_launcher
+        if "celery" in (self.executor, self.run_launcher):
+            env.update({"E2A_CELERY_BROKER": self.celery_broker, "E2A_CELERY_BACKEND": self.celery_backend,
+                        "E2A_CELERY_QUEUE": self.celery_queue})
         return env
 
     def child_environment(self) -> dict[str, str]:
@@ -125,7 +170,9 @@ class Settings:
 
     @property
     def invoice_dir(self) -> Path:
-        return self.data_dir / "invoices"
+        """Where invoice and note documents live: `E2A_INVOICE_DIR` (one directory every host
+        mounts, in a distributed deployment), else `<data_dir>/invoices`."""
+        return self.documents_dir or self.data_dir / "invoices"
 
     def registry(self) -> TenantRegistry:
         return load_registry(
@@ -166,6 +213,76 @@ def _sqlite_synchronous(env: Mapping[str, str]) -> str:
         raise PolicyError(f"environment variable E2A_SQLITE_SYNCHRONOUS={value!r} must be one of "
                           f"{', '.join(SQLITE_SYNCHRONOUS)}")
     return value
+
+
+def _choice(environ: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = (environ.get(name) or allowed[0]).strip().lower().replace("-", "_")
+    if value not in allowed:
+        raise PolicyError(f"environment variable {name}={environ.get(name)!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _dagster_postgres_url(environ: Mapping[str, str]) -> str | None:
+    """The Postgres Dagster instance as a psycopg2 URL: from `E2A_DAGSTER_POSTGRES_URL` (postgres://
+    and postgresql:// accepted), else from its parts `E2A_DAGSTER_PG_HOST`, ...; None: SQLite."""
+    from sqlalchemy.engine import URL
+
+    if environ.get("E2A_DAGSTER_POSTGRES_URL"):
+        return normalise_url(environ["E2A_DAGSTER_POSTGRES_URL"])
+    if not environ.get(DAGSTER_PG_PARTS["host"]):
+        return None
+    parts = {part: environ.get(name) or None for part, name in DAGSTER_PG_PARTS.items()}
+    try:
+        parts["port"] = int(parts["port"]) if parts["port"] else 5432
+    except ValueError:
+        raise PolicyError(f"environment variable {DAGSTER_PG_PARTS['port']}={parts['port']!r} is not a port") from None
+    return URL.create("postgresql+psycopg2", **parts).render_as_string(hide_password=False)
+
+
+def dagster_postgres_parts(url: str) -> dict[str, str]:
+    """The variables dagster.postgres.yaml builds its psycopg2 URL from, for a Postgres instance URL."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(normalise_url(url))
+    values = {"host": parsed.host or "localhost", "port": str(parsed.port or 5432), "username": parsed.username or "",
+              "password": parsed.password or "", "database": parsed.database or ""}
+    return {DAGSTER_PG_PARTS[part]: value for part, value in values.items()}
+
+
+def _local_instance(dagster_home: Path) -> bool:
+    """Whether the instance config in `dagster_home` (if any) keeps its storage in local files."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((dagster_home / "dagster.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return True
+    storage = config.get("storage") if isinstance(config, dict) else None
+    return not (isinstance(storage, dict) and {"postgres", "mysql"} & set(storage))
+
+
+def _require_explicit_settings(environ: Mapping[str, str], dagster_postgres_url: str | None, executor: str,
+                               run_launcher: str, dagster_home: Path) -> None:
+    """Outside the embedded default every process (receiver, code location, Celery worker) is told
+    where the warehouse, the tenant registry and the invoice documents are, or refuses to start:
+    a worker that fell back to a SQLite file of its own would report success and write nowhere."""
+    if environ.get("E2A_ENV", "development").strip().lower() == "production":
+        why = "E2A_ENV=production"
+    elif dagster_postgres_url or not _local_instance(dagster_home):
+        why = "a Postgres Dagster instance"
+    elif "celery" in (executor, run_launcher):
+        why = "the Celery executor or run launcher"
+    else:
+        return
+    require_explicit_settings(environ, why)
+
+
+def require_explicit_settings(environ: Mapping[str, str], why: str) -> None:
+    """Raise one line naming what `why` needs and is missing of `EXPLICIT_SETTINGS`."""
+    missing = [name for name in EXPLICIT_SETTINGS if not environ.get(name)]
+    if missing:
+        raise PolicyError(f"{why} needs explicit settings, missing: {', '.join(missing)} "
+                          f"(no local fallback; see docs/deployment.md)")
 
 
 def shown_database_url(environ: Mapping[str, str] | None = None) -> str:

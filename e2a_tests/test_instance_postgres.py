@@ -8,6 +8,8 @@ partition and a range backfill are executed on the same instance.
 
 import datetime as dt
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -44,12 +46,30 @@ def instance_db_url():
         yield url
 
 
+@pytest.fixture(autouse=True)
+def _restored_instance_variables(monkeypatch):
+    """`dagster_home` exports the instance's variables into this process: undo that after each test."""
+    from e2a_assets.settings import DAGSTER_PG_PARTS
+
+    for name in [*DAGSTER_PG_PARTS.values(), "E2A_DAGSTER_POSTGRES_URL", "DATABASE_URL", "E2A_TENANTS_FILE",
+                 "E2A_INVOICE_DIR", "E2A_RUN_LAUNCHER", "E2A_CELERY_BROKER", "E2A_CELERY_BACKEND", "E2A_CELERY_QUEUE"]:
+        monkeypatch.setenv(name, "")
+
+
+def _explicit(tmp_path) -> dict:
+    """The settings a non-embedded deployment must name (no local fallback)."""
+    return {"DATABASE_URL": f"sqlite:///{tmp_path}/w.sqlite", "E2A_TENANTS_FILE": str(PROJECT_ROOT / "policies" / "tenants.yaml"),
+            "E2A_INVOICE_DIR": str(tmp_path / "invoices"), "E2A_DATA_DIR": str(tmp_path)}
+
+
 def test_cli_installs_the_postgres_instance_config(tmp_path, monkeypatch, instance_db_url):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("E2A_DAGSTER_POSTGRES_URL", instance_db_url)
     monkeypatch.delenv("E2A_DAGSTER_YAML", raising=False)
-    home = cli.dagster_home(Settings.from_env({**os.environ, "E2A_DATA_DIR": str(tmp_path)}))
-    assert (home / "dagster.yaml").read_bytes() == (PROJECT_ROOT / "dagster.postgres.yaml").read_bytes()
+    home = cli.dagster_home(Settings.from_env({**os.environ, **_explicit(tmp_path)}))
+    written = (home / "dagster.yaml").read_text()
+    assert written.startswith(cli.MARKER)
+    assert written.split("\n", 1)[1] == (PROJECT_ROOT / "dagster.postgres.yaml").read_text()
     assert os.environ["E2A_DAGSTER_POSTGRES_URL"].startswith("postgresql+psycopg2://")
     instance = dg.DagsterInstance.from_config(str(home))
     try:
@@ -58,10 +78,50 @@ def test_cli_installs_the_postgres_instance_config(tmp_path, monkeypatch, instan
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
     finally:
         instance.dispose()
-    # Without the setting, the embedded (SQLite) config comes back.
-    monkeypatch.delenv("E2A_DAGSTER_POSTGRES_URL")
-    cli.dagster_home(Settings.from_env({**os.environ, "E2A_DATA_DIR": str(tmp_path)}))
-    assert (home / "dagster.yaml").read_bytes() == (PROJECT_ROOT / "dagster.yaml").read_bytes()
+    # Plain Dagster commands, as a systemd unit runs them: the instance config builds the psycopg2
+    # URL from its parts (no E2A_DAGSTER_POSTGRES_URL, no psycopg 3).
+    plain = {k: v for k, v in os.environ.items() if k != "E2A_DAGSTER_POSTGRES_URL"}
+    plain.update({k: v for k, v in Settings.from_env({**os.environ, **_explicit(tmp_path)}).dagster_environment().items()
+                  if k.startswith("E2A_DAGSTER_PG_")})
+    migrate = subprocess.run([str(Path(sys.executable).with_name("dagster")), "instance", "migrate"], env=plain,
+                             capture_output=True, text=True, timeout=120)
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    assert "psycopg" not in migrate.stderr
+    # Without the setting, e2a's own (unedited) file is rewritten: the embedded config comes back.
+    embedded = {**os.environ, "E2A_DAGSTER_POSTGRES_URL": "", "E2A_DAGSTER_PG_HOST": "", "E2A_DATA_DIR": str(tmp_path)}
+    cli.dagster_home(Settings.from_env(embedded))
+    assert (home / "dagster.yaml").read_text().split("\n", 1)[1] == (PROJECT_ROOT / "dagster.yaml").read_text()
+
+
+def test_a_user_edited_instance_config_is_never_overwritten(tmp_path, capsys):
+    settings = Settings.from_env({"E2A_DATA_DIR": str(tmp_path)})
+    target = cli.install_instance_config(settings)
+    edited = target.read_text() + "retention:\n  schedule:\n    purge_after_days: 90\n"
+    target.write_text(edited)
+    launcher = Settings.from_env({**_explicit(tmp_path), "E2A_RUN_LAUNCHER": "celery"})
+    cli.install_instance_config(launcher)
+    assert target.read_text() == edited
+    assert "it is yours, left as it is" in capsys.readouterr().err
+    # A file the user wrote from scratch stays too.
+    target.write_text("telemetry:\n  enabled: false\n")
+    cli.install_instance_config(settings)
+    assert target.read_text() == "telemetry:\n  enabled: false\n"
+
+
+def test_the_celery_run_launcher_is_a_setting(tmp_path, monkeypatch):
+    pytest.importorskip("dagster_celery")
+    settings = Settings.from_env({**_explicit(tmp_path), "E2A_RUN_LAUNCHER": "celery", "E2A_CELERY_QUEUE": "e2a-q1",
+                                  "DAGSTER_HOME": str(tmp_path / "home")})
+    target = cli.install_instance_config(settings)
+    assert cli.CELERY_RUN_LAUNCHER in target.read_text()
+    for name, value in settings.dagster_environment().items():
+        monkeypatch.setenv(name, value)
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "home"))
+    try:
+        assert type(instance.run_launcher).__name__ == "CeleryRunLauncher"
+        assert instance.run_launcher.default_queue == "e2a-q1"
+    finally:
+        instance.dispose()
 
 
 def _daemon_iterations(instance: dg.DagsterInstance, location_file: Path, day: dt.date) -> None:
@@ -95,7 +155,7 @@ def test_ticks_runs_and_backfills_are_stored_in_postgres(tmp_path, monkeypatch, 
     monkeypatch.setenv("E2A_TEST_WAREHOUSE_URL", warehouse_url)
     monkeypatch.setenv("E2A_DAGSTER_POSTGRES_URL", instance_db_url)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
-    home = cli.dagster_home(Settings.from_env({**os.environ, "E2A_DATA_DIR": str(tmp_path)}))
+    home = cli.dagster_home(Settings.from_env({**os.environ, **_explicit(tmp_path), "DATABASE_URL": warehouse_url}))
 
     instance = dg.DagsterInstance.from_config(str(home))
     try:

@@ -389,6 +389,7 @@ def test_healthz_and_readyz(receiver: Receiver):
     assert receiver.client.get("/healthz").json() == {"status": "ok"}
     ready = receiver.client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.json()["registry"] == REGISTRY.digest
 
 
 def test_readyz_is_503_when_warehouse_is_unreachable_but_healthz_stays_200():

@@ -1,5 +1,5 @@
 """The `e2a` command: demo, simulate, serve, up, status, replay dead letters, invoices, open the UI,
-the warehouse schema (`e2a db`) and the tenant registry (`e2a tenants`).
+the warehouse schema (`e2a db`), the tenant registry (`e2a tenants`) and Celery workers (`e2a worker`).
 
 Bad arguments and configuration problems end with one line on stderr and a non-zero exit code,
 never a traceback.
@@ -20,6 +20,7 @@ from e2a_assets.cli.db import db, prepared_warehouse
 from e2a_assets.cli.instance import E2AError, dagster_home, prepared_dagster_home
 from e2a_assets.cli import lineage as lineage_commands
 from e2a_assets.cli.tenants import tenants
+from e2a_assets.cli.worker import worker
 from e2a_assets.warehouse.migrate import MigrationError
 from e2a_assets.settings import PROJECT_ROOT, Settings
 
@@ -306,6 +307,7 @@ def ui(port: int) -> None:
 
 
 cli.add_command(db)
+cli.add_command(worker)
 cli.add_command(tenants)
 
 

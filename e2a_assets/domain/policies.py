@@ -254,6 +254,15 @@ class TenantRegistry:
     def tenants(self) -> list[str]:
         return [p.tenant for p in self.policies]
 
+    @functools.cached_property
+    def digest(self) -> str:
+        """A short fingerprint of what the registry bills by (every tenant's policy, rate cards and
+        the defaults, secrets left out): two processes with different tenants.yaml or overrides
+        have different digests, so one that would bill differently is reported, not trusted."""
+        secret = {"resolved_secret", "webhook_secret_dev", "webhook_secret_env"}
+        content = [p.model_dump(mode="json", exclude=secret) for p in (*self.policies, *filter(None, [self.defaults]))]
+        return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
     def default_policy(self) -> TenantPolicy:
         """The policy of a tenant the registry does not list: its loaded defaults (the shipped
         files' when the registry was assembled by hand)."""

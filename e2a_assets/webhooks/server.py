@@ -77,6 +77,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_lev
     options = dict(host=host, port=port, log_level=log_level, lifespan="on", **server_options(limits))
     registry = settings.registry()
     _warn_about_secrets(registry)
+    # Recorded by every process: hosts with different tenants.yaml show different digests here,
+    # in /readyz and in the runs' `e2a/registry_digest` tag.
+    logger.warning("tenant registry %s: %d tenants, digest %s", settings.tenants_file, len(registry.tenants),
+                   registry.digest)
     # Reach the warehouse and check its schema revision before taking traffic: a wrong DATABASE_URL,
     # a warehouse that is down or not migrated ends here with one line, not in a traceback per worker.
     engine = _checked_engine(settings)
