@@ -203,7 +203,8 @@ def test_a_warehouse_made_by_the_previous_main_is_upgraded_without_losing_a_row(
         done = e2a("db", "upgrade", database_url=url, tmp_path=tmp_path)
         assert done.returncode == 0, done.stderr
         shown = make_engine(url).url.render_as_string(hide_password=True)
-        assert done.stdout.splitlines() == [
+        upgraded = done.stdout.splitlines()
+        assert upgraded[:2] == [
             f"warehouse {shown}: made before versioned migrations; its tables match revision 0001, stamped it",
             f"warehouse {shown}: " + (f"at revision {HEAD}, up to date" if HEAD == "0001"
                                       else f"upgraded from revision 0001 to {HEAD}"),
@@ -221,23 +222,28 @@ def test_a_warehouse_made_by_the_previous_main_is_upgraded_without_losing_a_row(
         first_issue = before["invoices"].groupby("tenant")["issued_at"].min()
         assert [pd.Timestamp(v) for v in cards["first_used_at"]] == [pd.Timestamp(first_issue[t]) for t in cards["tenant"]]
         assert cards["fingerprint"].isna().all()  # filled from the registry on its first load
-        # Revision 0006: no lineage for what was issued before; the backfill derives it (invoices and
-        # the adjustment) and the lineage rules hold on the old ledger (every line accounted for,
-        # every billable event once: the return delivered after its invoice is the adjustment's).
-        assert after["line_events"].empty
+        # Revision 0006: no lineage for what was issued before; the upgrade's backfill derives it
+        # (invoices, the adjustment and the debit note it became in revision 0006) and the lineage
+        # rules hold on the old ledger (every line accounted for, every billable event once: the
+        # return delivered after its invoice is the adjustment's, counted through its note).
+        documents = len(before["invoices"]) + len(before["invoice_adjustments"]) + 1
+        links = after["line_events"]
+        assert upgraded[2:] == [f"warehouse {shown}: lineage backfilled for {documents} document(s), {len(links)} link(s)"]
         done = e2a("invoices", "lineage", "--backfill", database_url=url, tmp_path=tmp_path)
         assert done.returncode == 0, done.stderr
-        documents = len(before["invoices"]) + len(before["invoice_adjustments"])
-        assert done.stdout.startswith(f"backfilled the lineage of {documents} document(s) (invoices and adjustments): ")
+        assert done.stdout.strip() == "backfilled the lineage of 0 document(s) (invoices, charges, adjustments, notes): 0 link(s)"
         engine = make_engine(url)
         first, last = ledger.cohort_day_span(engine)
         problems, linked = lineage_problems(engine, ledger.read_invoices(engine), first, last, pd.Timestamp.now(tz="UTC"))
         assert problems.empty, problems
-        links = every_row(url)["line_events"]
+        assert len(every_row(url)["line_events"]) == len(links)
         adjusted = links[links["document_kind"] == "adjustment"]
         assert list(zip(adjusted["document_number"], adjusted["event_type"])) == [
             (before["invoice_adjustments"]["adjustment_id"].iloc[0], "return_received")]
-        assert f": {len(links)} link(s)" in done.stdout and linked == len(links) - 1 > len(before["invoice_lines"])
+        noted = links[links["document_kind"] == "note"]
+        assert list(noted["event_type"]) == ["return_received"]
+        # Every link is checked but the adjustment's, which its note stands for.
+        assert linked == len(links) - 1 > len(before["invoice_lines"])
         assert migrate.current_revision(make_engine(url)) == HEAD
         assert schema_differences(url) == []
         # Revision 0006: its one applied adjustment (a late return, +250) is now a debit note.

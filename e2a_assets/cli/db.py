@@ -73,8 +73,9 @@ def upgrade_command() -> None:
             click.echo(f"{where}: upgraded from revision {before} to {result.after}")
         # Documents issued before their lineage existed (revisions 0007, 0009) get it now, once: the
         # lineage check would otherwise fail on them and block billing_report.
-        documents, links = backfill_ledger(engine, settings, UPGRADE_RUN_ID)
-        click.echo(f"{where}: lineage backfilled for {documents} document(s), {links} link(s)")
+        done = backfill_ledger(engine, settings, UPGRADE_RUN_ID)
+        if done is not None:  # an empty ledger has nothing to link: nothing to say
+            click.echo(f"{where}: lineage backfilled for {done[0]} document(s), {done[1]} link(s)")
     finally:
         engine.dispose()
 

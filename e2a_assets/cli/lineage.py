@@ -169,11 +169,13 @@ def ledger_chunks(engine, settings: Settings) -> list[tuple[dt.date, dt.date]]: 
     return list(day_chunks(span[0], span[1], settings.chunk_days)) if span else []
 
 
-def backfill_ledger(engine, settings: Settings, run_id: str = BACKFILL_RUN_ID) -> tuple[int, int]:  # noqa: ANN001
-    """Derive and write the lineage of every document that has none: (documents, links)."""
+def backfill_ledger(engine, settings: Settings, run_id: str = BACKFILL_RUN_ID) -> tuple[int, int] | None:  # noqa: ANN001
+    """Derive and write the lineage of every document that has none: (documents, links); None
+    when the ledger holds no invoice or charge at all."""
     from e2a_assets.services.lineage import backfill_all
 
-    return backfill_all(engine, settings.registry(), ledger_chunks(engine, settings), run_id)
+    chunks = ledger_chunks(engine, settings)
+    return backfill_all(engine, settings.registry(), chunks, run_id) if chunks else None
 
 
 @click.command("lineage")
@@ -191,5 +193,5 @@ def lineage(backfill: bool) -> None:
         missing = sum(unlinked_documents(engine, first, last) for first, last in ledger_chunks(engine, settings))
         click.echo(f"{missing} document(s) without lineage" + (": run `e2a invoices lineage --backfill`" if missing else ""))
         return
-    documents, links = backfill_ledger(engine, settings)
+    documents, links = backfill_ledger(engine, settings) or (0, 0)
     click.echo(f"backfilled the lineage of {documents} document(s) (invoices, charges, adjustments, notes): {links} link(s)")
