@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from e2a_assets.domain.policies import PolicyError, TenantRegistry, load_registry
+from e2a_assets.domain.issuer import Issuer, load_issuer
+from e2a_assets.domain.policies import SHIPPED_POLICIES_DIR, PolicyError, TenantRegistry, load_registry
 from e2a_assets.warehouse.engine import normalise_url, sqlite_url
 from e2a_assets.warehouse.frames import DEFAULT_CHUNK_DAYS
 
@@ -63,6 +64,9 @@ class Settings:
     # Days an asset reads, computes and writes at a time inside one run (docs/internals.md,
     # "Bounded memory"): peak memory follows this, not the length of a backfill.
     chunk_days: int = DEFAULT_CHUNK_DAYS
+    # The 3PL printed on every client document (docs/billing.md "Documents"): `E2A_ISSUER_FILE`;
+    # unset: `issuer_path` picks the policies directory's issuer.yaml.
+    issuer_file: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -91,6 +95,7 @@ class Settings:
             dagster_yaml=Path(env.get("E2A_DAGSTER_YAML") or PROJECT_ROOT / default_yaml).resolve(),
             operator=env.get("USER") or "unknown",
             chunk_days=_number(env, "E2A_CHUNK_DAYS", int) or DEFAULT_CHUNK_DAYS,
+            issuer_file=Path(env["E2A_ISSUER_FILE"]).resolve() if env.get("E2A_ISSUER_FILE") else None,
         )
 
     def dagster_environment(self) -> dict[str, str]:
@@ -111,6 +116,19 @@ class Settings:
     @property
     def invoice_dir(self) -> Path:
         return self.data_dir / "invoices"
+
+    @property
+    def issuer_path(self) -> Path:
+        """`E2A_ISSUER_FILE`, else the policies directory's `issuer.yaml`, else the shipped one (a
+        policies directory made before documents had issuers still bills)."""
+        if self.issuer_file is not None:
+            return self.issuer_file
+        own = self.policies_dir / "issuer.yaml"
+        return own if own.exists() else SHIPPED_POLICIES_DIR / "issuer.yaml"
+
+    def issuer(self) -> Issuer:
+        """The issuer of client documents, validated (a problem is a one-line PolicyError)."""
+        return load_issuer(self.issuer_path)
 
     def registry(self) -> TenantRegistry:
         return load_registry(
