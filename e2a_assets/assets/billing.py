@@ -14,7 +14,7 @@ import pandas as pd
 from e2a_assets.assets.common import FINANCE, OPS, number, preview, warehouse_assets
 from e2a_assets.assets.ranges import materialize_by_chunks
 from e2a_assets.documents.invoices import lines_for, missing_documents, write_charge_attachments, write_invoice_documents
-from e2a_assets.documents.notes import write_note_documents
+from e2a_assets.documents.notes import read_note_lines, write_note_documents
 from e2a_assets.domain.billing import COMPLETIONS, PRICE_COLUMNS, build_completed_orders, price_orders
 from e2a_assets.domain.statements import (
     APPLIED_FLAGGED,
@@ -180,6 +180,7 @@ def invoices(
     engine = warehouse.get_engine()
     registry = tenant_registry.billing_registry(engine)
     folder = invoice_documents.invoice_dir
+    issuer = invoice_documents.get_issuer()
     run_id = context.run.run_id
 
     def step(first, last):  # noqa: ANN001, ANN202
@@ -191,16 +192,17 @@ def invoices(
         # Which events each line comes from, written with the invoice in its transaction.
         lineage = lines_lineage(engine, first, last, as_of, ready, lines)
         issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, run_id, as_of, lineage)
-        written = write_invoice_documents(folder, issued, issued_lines, registry)
+        written = write_invoice_documents(folder, issued, issued_lines, registry, issuer)
         book = ledger.read_invoices(engine, first=first, last=last)
         # Documents lost or never written (e.g. a crash after the ledger commit) are rendered again
         # from the ledger rows; existing files are never touched.
         missing = book[missing_documents(folder, book).to_numpy()]
         if len(missing):
-            written += write_invoice_documents(folder, missing, lines_for(engine, list(missing["invoice_number"])), registry)
+            written += write_invoice_documents(folder, missing, lines_for(engine, list(missing["invoice_number"])), registry, issuer)
         documents = book[book["invoice_number"].isin(set(issued["invoice_number"]) | set(missing["invoice_number"]))]
         # The credit/debit notes of these invoices (adjustments, approvals) that have no document yet.
-        write_note_documents(folder, ledger.notes_of_invoices(engine, list(book["invoice_number"])), registry)
+        held_notes = ledger.notes_of_invoices(engine, list(book["invoice_number"]))
+        write_note_documents(folder, held_notes, registry, issuer, read_note_lines(engine, list(held_notes["note_number"])))
         return {"issued": issued, "book": book, "stored": stored, "documents": documents}
 
     def figures(parts, day):  # noqa: ANN001, ANN202
@@ -276,6 +278,7 @@ def monthly_statements(
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
     registry = tenant_registry.get_registry()
+    issuer = invoice_documents.get_issuer()
     run_id = context.run.run_id
     closing, documents, issued = {}, {}, {}  # month -> month-close notes, documents written, monthly invoices issued by this run
 
@@ -283,13 +286,16 @@ def monthly_statements(
         # One month at a time: its invoices, adjustments and notes (a closed month gets its
         # month-close notes first); what is overdue (any month) comes as a SQL aggregate.
         frame, closing[first] = close_and_build_statements(engine, registry, first, last, as_of, run_id)
-        documents[first] = write_note_documents(invoice_documents.invoice_dir, ledger.read_notes(engine, first, last), registry)
+        month_notes = ledger.read_notes(engine, first, last)
+        documents[first] = write_note_documents(invoice_documents.invoice_dir, month_notes, registry, issuer,
+                                                read_note_lines(engine, list(month_notes["note_number"])))
         # Monthly invoices (DOMAIN §8.3) issued for these months: document and per-order detail CSV.
         book = reads.invoices_dated(engine, first, last)
         monthly = book[(book["invoice_kind"] == schema.MONTHLY_INVOICE) & (book["issued_at"] <= as_of)]
         numbers = list(monthly["invoice_number"])
         issued[first] = monthly[monthly["issued_run_id"] == run_id]
-        documents[first] += write_invoice_documents(invoice_documents.invoice_dir, monthly, lines_for(engine, numbers), registry)
+        documents[first] += write_invoice_documents(invoice_documents.invoice_dir, monthly, lines_for(engine, numbers), registry,
+                                                    issuer)
         documents[first] += write_charge_attachments(invoice_documents.invoice_dir, monthly,
                                                      ledger.read_charges(engine, numbers=numbers))  # fmt: skip
         replace_partition(engine, schema.monthly_statements, frame, "month_start", first, last)
