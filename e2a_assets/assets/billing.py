@@ -310,7 +310,8 @@ def monthly_statements(
             "month_close_notes_issued": number(len(closing.get(month, ()))),
             "monthly_invoices_issued": number(len(issued.get(month, ()))),
             "monthly_invoiced_cents": number(int(issued[month]["amount_cents"].sum()) if len(issued.get(month, ())) else 0),
-            "note_documents_written": number(len(documents.get(month, ()))),
+            # Documents, not files: a note's HTML and PDF are one document.
+            "note_documents_written": number(len({path.stem for path in documents.get(month, ())})),
             "preview": preview(frame, ["tenant", "month", "invoiced_orders", "gross_cents", "discount_cents",
                                        "minimum_top_up_cents", "adjustments_cents", "net_due_cents", "overdue_cents"]),
         }

@@ -8,7 +8,7 @@ two files of a document never disagree.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -60,7 +60,6 @@ class Document:
     totals: tuple[tuple[str, str], ...]  # the last one is the amount the document is about
     closing: tuple[str, ...] = ()
     language: str = "en"
-    meta: dict = field(default_factory=dict)
 
 
 def issuer_party(issuer: Issuer) -> Party:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from e2a_assets.domain.policies import MULTIPLIER_FLAGS, Tariff
+from e2a_assets.domain.policies import MULTIPLIER_FLAGS, Tariff, shipped_defaults
 
 TAX_LINE = "tax"  # the kind of a tax line on an invoice or note; accounting exports map it to an account
 
@@ -52,16 +52,12 @@ def percent(rate: Decimal | None) -> str:
 
 
 def line_label(kind: str, tariff: Tariff | None = None, *, tax_rate: Decimal | None = None, invoice: str = "") -> str:
-    """The human description of a line of `kind` priced by `tariff` (unknown kinds: the kind itself,
-    spelled as words)."""
+    """The human description of a line of `kind` priced by `tariff` (default: the shipped tariff);
+    an unknown kind is the kind itself, spelled as words."""
     template = LINE_LABELS.get(kind)
     if template is None:
         return kind.replace("_", " ").capitalize()
-    values = {"rate": percent(tax_rate), "invoice": invoice}
-    if tariff is not None:
-        values.update(after=tariff.long_term_storage_after_days, long_term=factor(tariff.long_term_storage_factor),
-                      **{m: factor(tariff.multipliers[m]) for m in MULTIPLIER_FLAGS})
-    try:
-        return template.format(**values).strip()
-    except KeyError:  # no tariff to fill in the numbers
-        return template.split(",")[0].split(" ×")[0].split(" {")[0]
+    tariff = tariff or shipped_defaults().tariff
+    return template.format(rate=percent(tax_rate), invoice=invoice, after=tariff.long_term_storage_after_days,
+                           long_term=factor(tariff.long_term_storage_factor),
+                           **{m: factor(tariff.multipliers[m]) for m in MULTIPLIER_FLAGS}).strip()
