@@ -59,8 +59,9 @@ def seed(engine) -> None:  # noqa: ANN001
 
 
 def text_of(pdf: Path | bytes) -> str:
+    """The PDF's text layer, lines joined by spaces (a long value may wrap onto a second line)."""
     data = pdf.read_bytes() if isinstance(pdf, Path) else pdf
-    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+    return " ".join(" ".join(page.extract_text().split("\n")) for page in PdfReader(io.BytesIO(data)).pages)
 
 
 @pytest.fixture
@@ -88,7 +89,7 @@ def test_month_folder_holds_every_document_and_reads_as_issued(built, capsys):
         assert words in invoice, words
     note = text_of(folder / "DEMO-3PL-CN-202508-0001.pdf")
     for words in ("Credit note", "DEMO-3PL-CN-202508-0001", "Correction of invoice DEMO-3PL-202508-0001",
-                  "Invoice DEMO-3PL-202508-0001 (order 1001)", "Total credited", "$2.50", "Demo 3PL Apparel Inc."):
+                  "Refers to Invoice DEMO-3PL-202508-0001 Order 1001", "Total credited", "$2.50", "Demo 3PL Apparel Inc."):
         assert words in note, words
     statement = text_of(folder / "DEMO-3PL-ST-202508.pdf")
     for words in ("Statement", "2025-08-01 – 2025-08-31", "DEMO-3PL-202508-0002", "DEMO-3PL-CN-202508-0001", "-$2.50",
@@ -136,7 +137,7 @@ def test_statement_lists_payments_when_the_warehouse_records_them(built, capsys)
     assert "3 written now" in capsys.readouterr().out  # the statement's HTML and PDF, and the zip
     statement = text_of(folder / "DEMO-3PL-ST-202508.pdf")
     assert "ACH 7731" in statement and "-$10.00" in statement and "ACH 7790" not in statement
-    assert "Balance due $14.90" in statement.replace("\n", " ")
+    assert "Balance due $14.90" in statement
 
 
 def test_pdf_pages_render_to_png(built, tmp_path):
@@ -213,3 +214,29 @@ def test_build_refuses_bad_input_in_one_line(sqlite_url, tmp_path, monkeypatch, 
             main(["documents", "build", *args])
         err = capsys.readouterr().err
         assert exit_info.value.code == code and len(err.strip().splitlines()) == 1 and words in err, err
+
+
+def test_monthly_invoice_and_debit_note_documents():
+    policy = load_registry(PROJECT_ROOT / "policies")["harbor-supply"]
+    invoice = {"invoice_number": "HARBOR-SUPPLY-202508-0001", "tenant": "harbor-supply", "order_id": "MONTHLY-202508",
+               "invoice_date": dt.date(2025, 8, 31), "due_date": dt.date(2025, 9, 30), "payment_terms_days": 30,
+               "billable_basis": "monthly", "amount_cents": 10000, "currency": "USD", "rate_card_version": 1,
+               "invoice_kind": "monthly"}  # fmt: skip
+    lines = pd.DataFrame([{"line_no": n + 1, "kind": kind, "quantity": qty, "unit_cents": unit, "amount_cents": qty * unit,
+                           "rate_card_version": version}
+                          for n, (kind, qty, unit, version) in enumerate([
+                              ("pick", 2, 30, 1), ("pick", 1, 40, 2), ("storage", 3, 5, 1),
+                              ("minimum_monthly_fee", 1, 9885, 1)])])  # fmt: skip
+    text = text_of(render_pdf(invoice_document(invoice, lines, policy, shipped_issuer())))
+    for words in ("Billing period 2025-08", "HARBOR-SUPPLY-202508-0001-orders.csv", "Pick (rate card v2)",
+                  "Minimum monthly fee", "US$98.85", "Harbor Supply Company Ltd", "Southampton SO14 3TJ", "US$100.00"):
+        assert words in text, words  # en_GB spells US dollars "US$"
+    from e2a_assets.documents.notes import note_document
+
+    note = {"note_number": "HARBOR-SUPPLY-DN-202509-0001", "tenant": "harbor-supply", "kind": "debit",
+            "note_date": dt.date(2025, 9, 3), "reason": "RECALCULATION", "invoice_number": "HARBOR-SUPPLY-202508-0001",
+            "order_id": "3001", "statement_month": None, "amount_cents": 250, "currency": "USD"}  # fmt: skip
+    text = text_of(render_pdf(note_document(note, None, policy, shipped_issuer())))
+    for words in ("Debit note", "Correction of invoice HARBOR-SUPPLY-202508-0001", "US$2.50",
+                  "Please pay US$2.50 by 2025-10-03, quoting HARBOR-SUPPLY-DN-202509-0001 as the remittance reference."):
+        assert words in text, words

@@ -51,13 +51,13 @@ def write_charge_attachments(invoice_dir: str | Path, monthly: pd.DataFrame, cha
     return written
 
 
-def _subject(invoice: dict) -> tuple[str, str]:
+def _subject(invoice: dict) -> tuple[tuple[str, str], ...]:
     """What the invoice bills: its order, or - a monthly invoice - its month and the detail file."""
     if invoice.get("invoice_kind") == MONTHLY_INVOICE:
         month = pd.Timestamp(invoice["invoice_date"]).strftime("%Y-%m")
         detail = attachment_path(".", invoice["tenant"], invoice["invoice_date"], invoice["invoice_number"]).name
-        return "Billing period", f"{month} (per-order detail: {detail})"
-    return "Order", f"{invoice['order_id']} ({invoice['billable_basis']})"
+        return ("Billing period", month), ("Per-order detail", detail)
+    return (("Order", f"{invoice['order_id']} ({invoice['billable_basis']})"),)
 
 
 def payment_closing(number: str, amount: str, due: str, issuer: Issuer) -> tuple[str, ...]:
@@ -79,7 +79,7 @@ def invoice_document(invoice: dict, lines: pd.DataFrame, policy: TenantPolicy, i
         totals = [("Subtotal", money(int(invoice["amount_cents"]) - int(tax))), ("Tax", money(tax)), *totals]
     facts = (
         ("Invoice number", number), ("Invoice date", str(invoice["invoice_date"])), ("Due date", str(invoice["due_date"])),
-        ("Payment terms", f"{terms} days net"), _subject(invoice), ("Currency", cur),
+        ("Payment terms", f"{terms} days net"), *_subject(invoice), ("Currency", cur),
         ("Rate card", f"version {int(invoice['rate_card_version'])}"),
     )  # fmt: skip
     own_version = int(invoice["rate_card_version"]) if invoice.get("invoice_kind") == MONTHLY_INVOICE else None

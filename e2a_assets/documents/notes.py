@@ -25,12 +25,13 @@ from e2a_assets.warehouse.frames import read_table
 from e2a_assets.warehouse.schema import note_lines
 
 
-def _reference(note: dict) -> str:
+def _reference(note: dict) -> tuple[tuple[str, str], ...]:
+    """What the note corrects: an invoice (and its order), or a statement month (month-close notes)."""
     ref = note.get("invoice_number")
     if isinstance(ref, str) and ref:
-        return f"Invoice {ref} (order {note.get('order_id') or ''})"
+        return ("Refers to", f"Invoice {ref}"), ("Order", str(note.get("order_id") or ""))
     month = str(note.get("statement_month") or "")
-    return f"Statement {month[:4]}-{month[4:]}"
+    return (("Refers to", f"Statement {month[:4]}-{month[4:]}"),)
 
 
 def note_document(note: dict, lines: pd.DataFrame, policy: TenantPolicy, issuer: Issuer) -> Document:
@@ -48,8 +49,7 @@ def note_document(note: dict, lines: pd.DataFrame, policy: TenantPolicy, issuer:
     totals = [("Total credited" if credit else "Total", amount)]
     if (lines["kind"] == TAX_LINE).any():
         totals = [("Subtotal", money(int(note["amount_cents"]) - tax)), ("Tax", money(tax)), *totals]
-    facts = ((f"{title} number", number), ("Date", str(note["note_date"])), ("Refers to", _reference(note)),
-             ("Currency", cur))  # fmt: skip
+    facts = ((f"{title} number", number), ("Date", str(note["note_date"])), *_reference(note), ("Currency", cur))
     rows = line_rows(lines, policy, cur, invoice=str(note.get("invoice_number") or ""))
     if credit:
         closing = (f"{amount} to be deducted from the amount you owe; quote {number} as the reference.",)

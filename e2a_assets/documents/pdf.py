@@ -66,10 +66,10 @@ def _header(pdf: FPDF, doc: Document) -> None:
         _text(pdf, line, bold=n == 0, w=width / 2)
     left_end = pdf.get_y()
     pdf.set_y(top)
-    # The facts take the right 55 %: labels as wide as the widest, values right-aligned after them
+    # The facts take the right 58 %: labels as wide as the widest, values right-aligned after them
     # (shrunk to fit rather than running into their label).
     pdf.set_font(FAMILY, "", 9)
-    start = pdf.l_margin + width * 0.45
+    start = pdf.l_margin + width * 0.42
     label_w = max((pdf.get_string_width(label) for label, _ in doc.facts), default=0) + 4
     value_w = pdf.l_margin + width - start - label_w
     for label, value in doc.facts:
@@ -77,12 +77,14 @@ def _header(pdf: FPDF, doc: Document) -> None:
         pdf.set_font(FAMILY, "", 9)
         pdf.set_text_color(*GREY)
         pdf.cell(label_w, 4.6, label)
-        size = 9.0
-        while size > 6 and pdf.get_string_width(value) > value_w:
+        size, room = 9.0, value_w - 2 * pdf.c_margin  # a cell keeps a margin on both sides
+        while size > 8 and pdf.get_string_width(value) > room:
             size -= 0.5
             pdf.set_font(FAMILY, "", size)
+        if pdf.get_string_width(value) > room:  # still too long: wrapped at 9 pt, never over its label
+            pdf.set_font(FAMILY, "", 9)
         pdf.set_text_color(0, 0, 0)
-        pdf.cell(value_w, 4.6, value, align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.multi_cell(value_w, 4.6, value, align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_y(max(pdf.get_y(), left_end) + 6)
 
 
