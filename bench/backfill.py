@@ -77,6 +77,7 @@ def direct_steps(engine, settings, first: dt.date, last: dt.date, as_of: pd.Time
     policies = registry.policy_frame()
     run_id = "direct-loop"
     folder = str(settings.invoice_dir)
+    issuer = settings.issuer()
 
     steps = {
         "webhook_events": lambda lo, hi: o.refresh_webhook_events(engine, lo, hi),
@@ -91,7 +92,7 @@ def direct_steps(engine, settings, first: dt.date, last: dt.date, as_of: pd.Time
         "exception_insights": lambda lo, hi: e.refresh_exception_insights(engine, lo, hi),
         "billable_orders": lambda lo, hi: b.refresh_billable_orders(engine, lo, hi, as_of, registry),
         "invoice_adjustments": lambda lo, hi: b.record_invoice_adjustments(engine, lo, hi, as_of, registry, run_id),
-        "invoices": lambda lo, hi: b.issue_invoices(engine, lo, hi, as_of, registry, run_id, folder),
+        "invoices": lambda lo, hi: b.issue_invoices(engine, lo, hi, as_of, registry, run_id, folder, issuer),
         "billing_report": lambda lo, hi: b.refresh_billing_report(engine, lo, hi, as_of),
     }
 

@@ -44,7 +44,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             payment_terms_days=settings.payment_terms_days,
         ),
         "clock": ClockResource(),
-        "invoice_documents": InvoiceDocumentsResource(invoice_dir=str(settings.invoice_dir)),
+        "invoice_documents": InvoiceDocumentsResource(invoice_dir=str(settings.invoice_dir),
+                                                      issuer_file=str(settings.issuer_path)),
         "alert_webhook": AlertWebhookResource(webhook_url=_from_env(settings, "alert_webhook_url")),
     }
 

@@ -2,13 +2,15 @@
 
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 from pydantic import PrivateAttr
 from sqlalchemy import Engine
 
-from e2a_assets.domain.policies import TenantRegistry, load_registry
+from e2a_assets.domain.issuer import Issuer, load_issuer, shipped_issuer
+from e2a_assets.domain.policies import PolicyError, TenantRegistry, load_registry
 from e2a_assets.domain.rate_cards import RateCardChanged
 from e2a_assets.services.rate_cards import verify_rate_cards
 from e2a_assets.warehouse.engine import make_engine
@@ -144,6 +146,15 @@ class ClockResource(dg.ConfigurableResource):
 
 
 class InvoiceDocumentsResource(dg.ConfigurableResource):
-    """Where issued invoices are written as printable HTML (`<invoice_dir>/<tenant>/<YYYY-MM>/`)."""
+    """Where client documents (invoices, notes: HTML and PDF) are written
+    (`<invoice_dir>/<tenant>/<YYYY-MM>/`), and the issuer file they are signed with."""
 
     invoice_dir: str
+    issuer_file: str | None = None
+
+    def get_issuer(self) -> Issuer:
+        """The issuer of `issuer_file` (the shipped one when unset); a bad file fails the run with its one line."""
+        try:
+            return load_issuer(Path(self.issuer_file)) if self.issuer_file else shipped_issuer()
+        except PolicyError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None

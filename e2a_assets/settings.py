@@ -16,7 +16,8 @@ from typing import Mapping
 import datetime as dt
 
 from e2a_assets.domain.intake_limits import TimeWindow
-from e2a_assets.domain.policies import PolicyError, TenantRegistry, load_registry
+from e2a_assets.domain.issuer import Issuer, load_issuer
+from e2a_assets.domain.policies import SHIPPED_POLICIES_DIR, PolicyError, TenantRegistry, load_registry
 from e2a_assets.warehouse.engine import DEFAULT_SQLITE_SYNCHRONOUS, SQLITE_SYNCHRONOUS, normalise_url, sqlite_url
 from e2a_assets.warehouse.event_cursor import DEFAULT_MAX_WAIT_S
 from e2a_assets.warehouse.frames import DEFAULT_CHUNK_DAYS
@@ -99,6 +100,9 @@ class Settings:
     celery_broker: str = CELERY_BROKER
     celery_backend: str = CELERY_BACKEND
     celery_queue: str = CELERY_QUEUE
+    # The 3PL printed on every client document (docs/billing.md "Documents"): `E2A_ISSUER_FILE`;
+    # unset: `issuer_path` picks the policies directory's issuer.yaml.
+    issuer_file: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -139,6 +143,7 @@ class Settings:
             celery_broker=env.get("E2A_CELERY_BROKER") or CELERY_BROKER,
             celery_backend=env.get("E2A_CELERY_BACKEND") or CELERY_BACKEND,
             celery_queue=env.get("E2A_CELERY_QUEUE") or CELERY_QUEUE,
+            issuer_file=Path(env["E2A_ISSUER_FILE"]).resolve() if env.get("E2A_ISSUER_FILE") else None,
         )
 
     def dagster_environment(self) -> dict[str, str]:
@@ -173,6 +178,19 @@ class Settings:
         """Where invoice and note documents live: `E2A_INVOICE_DIR` (one directory every host
         mounts, in a distributed deployment), else `<data_dir>/invoices`."""
         return self.documents_dir or self.data_dir / "invoices"
+
+    @property
+    def issuer_path(self) -> Path:
+        """`E2A_ISSUER_FILE`, else the policies directory's `issuer.yaml`, else the shipped one (a
+        policies directory made before documents had issuers still bills)."""
+        if self.issuer_file is not None:
+            return self.issuer_file
+        own = self.policies_dir / "issuer.yaml"
+        return own if own.exists() else SHIPPED_POLICIES_DIR / "issuer.yaml"
+
+    def issuer(self) -> Issuer:
+        """The issuer of client documents, validated (a problem is a one-line PolicyError)."""
+        return load_issuer(self.issuer_path)
 
     def registry(self) -> TenantRegistry:
         return load_registry(

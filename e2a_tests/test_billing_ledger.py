@@ -117,7 +117,8 @@ def test_lineage_is_written_with_its_invoice_in_one_transaction(warehouse_url):
 def test_format_money():
     assert format_money(123456, "USD") == "$1,234.56"
     assert format_money(-250, "EUR") == "-€2.50"
-    assert format_money(5, "XYZ") == "0.05 XYZ"
+    assert format_money(5, "XYZ") == "XYZ0.05"
+    assert format_money(123456, "EUR", "de_DE") == "1.234,56\xa0€"
 
 
 def test_invoices_export_cli(sqlite_url, tmp_path, monkeypatch, capsys):

@@ -14,7 +14,7 @@ import pandas as pd
 from e2a_assets.assets.common import FINANCE, OPS, number, preview, warehouse_assets
 from e2a_assets.assets.ranges import materialize_by_chunks
 from e2a_assets.documents.invoices import lines_for, write_charge_attachments, write_invoice_documents
-from e2a_assets.documents.notes import write_note_documents
+from e2a_assets.documents.notes import read_note_lines, write_note_documents
 from e2a_assets.domain.billing import COMPLETIONS
 from e2a_assets.domain.statements import APPLIED_FLAGGED, AUTO_APPLIED, PENDING_REVIEW
 from e2a_assets.partitions import monthly_partitions
@@ -143,10 +143,11 @@ def invoices(
     engine = warehouse.get_engine()
     registry = tenant_registry.billing_registry(engine)
     folder = invoice_documents.invoice_dir
+    issuer = invoice_documents.get_issuer()
     run_id = context.run.run_id
 
     def step(first, last):  # noqa: ANN001, ANN202
-        return issue_invoices(engine, first, last, as_of, registry, run_id, folder)
+        return issue_invoices(engine, first, last, as_of, registry, run_id, folder, issuer)
 
     def figures(parts, day):  # noqa: ANN001, ANN202
         issued, book, stored = parts["issued"], parts["book"], parts["stored"]
@@ -213,6 +214,7 @@ def monthly_statements(
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
     registry = tenant_registry.get_registry()
+    issuer = invoice_documents.get_issuer()
     run_id = context.run.run_id
     closing, documents, issued = {}, {}, {}  # month -> month-close notes, documents written, monthly invoices issued by this run
 
@@ -220,13 +222,16 @@ def monthly_statements(
         # One month at a time: its invoices, adjustments and notes (a closed month gets its
         # month-close notes first); what is overdue (any month) comes as a SQL aggregate.
         frame, closing[first] = close_and_build_statements(engine, registry, first, last, as_of, run_id)
-        documents[first] = write_note_documents(invoice_documents.invoice_dir, ledger.read_notes(engine, first, last), registry)
+        month_notes = ledger.read_notes(engine, first, last)
+        documents[first] = write_note_documents(invoice_documents.invoice_dir, month_notes, registry, issuer,
+                                                read_note_lines(engine, list(month_notes["note_number"])))
         # Monthly invoices (DOMAIN §8.3) issued for these months: document and per-order detail CSV.
         book = reads.invoices_dated(engine, first, last)
         monthly = book[(book["invoice_kind"] == schema.MONTHLY_INVOICE) & (book["issued_at"] <= as_of)]
         numbers = list(monthly["invoice_number"])
         issued[first] = monthly[monthly["issued_run_id"] == run_id]
-        documents[first] += write_invoice_documents(invoice_documents.invoice_dir, monthly, lines_for(engine, numbers), registry)
+        documents[first] += write_invoice_documents(invoice_documents.invoice_dir, monthly, lines_for(engine, numbers), registry,
+                                                    issuer)
         documents[first] += write_charge_attachments(invoice_documents.invoice_dir, monthly,
                                                      ledger.read_charges(engine, numbers=numbers))  # fmt: skip
         replace_partition(engine, schema.monthly_statements, frame, "month_start", first, last)
@@ -241,7 +246,8 @@ def monthly_statements(
             "month_close_notes_issued": number(len(closing.get(month, ()))),
             "monthly_invoices_issued": number(len(issued.get(month, ()))),
             "monthly_invoiced_cents": number(int(issued[month]["amount_cents"].sum()) if len(issued.get(month, ())) else 0),
-            "note_documents_written": number(len(documents.get(month, ()))),
+            # Documents, not files: a note's HTML and PDF are one document.
+            "note_documents_written": number(len({path.stem for path in documents.get(month, ())})),
             "preview": preview(frame, ["tenant", "month", "invoiced_orders", "gross_cents", "discount_cents",
                                        "minimum_top_up_cents", "adjustments_cents", "net_due_cents", "overdue_cents"]),
         }

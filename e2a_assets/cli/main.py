@@ -21,6 +21,7 @@ from e2a_assets.cli.instance import E2AError, dagster_home, prepared_dagster_hom
 from e2a_assets.cli import lineage as lineage_commands
 from e2a_assets.cli.tenants import tenants
 from e2a_assets.cli.worker import worker
+from e2a_assets.cli.documents import documents
 from e2a_assets.warehouse.migrate import MigrationError
 from e2a_assets.settings import PROJECT_ROOT, Settings
 
@@ -309,6 +310,7 @@ def ui(port: int) -> None:
 cli.add_command(db)
 cli.add_command(worker)
 cli.add_command(tenants)
+cli.add_command(documents)
 
 
 @cli.group()
@@ -347,7 +349,7 @@ def export_invoices(tenant: str, month: str, output: str | None) -> None:
 def review_adjustment_command(adjustment_id: str, approve: bool, reviewer: str) -> None:
     """Approve or reject an adjustment that is PENDING_REVIEW; an approval issues its credit or
     debit note (DOMAIN §8.2), dated today."""
-    from e2a_assets.documents.notes import write_note_documents
+    from e2a_assets.documents.notes import read_note_lines, write_note_documents
     from e2a_assets.warehouse.ledger import notes_for, review_adjustment
 
     settings = _settings()
@@ -361,7 +363,8 @@ def review_adjustment_command(adjustment_id: str, approve: bool, reviewer: str) 
     note = ""
     if approve:
         issued = notes_for(engine, adjustment_id)
-        write_note_documents(settings.invoice_dir, issued, settings.registry())
+        write_note_documents(settings.invoice_dir, issued, settings.registry(), settings.issuer(),
+                             read_note_lines(engine, list(issued["note_number"])))
         note = f"; note {issued['note_number'].iloc[0]} issued"
     click.echo(f"{adjustment_id}: {'APPROVED' if approve else 'REJECTED'} by {reviewer}{note}")
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
-SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$", "JPY": "¥", "CHF": "CHF "}
+from babel.numbers import format_currency
+
+from e2a_assets.domain.policies import DEFAULT_LOCALE
+
 MONTH_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
-def format_money(cents: int, currency: str) -> str:
-    """`123456, "USD"` -> `$1,234.56`; unknown currencies as `1,234.56 XYZ`; credits with a minus."""
-    cents = int(cents)
-    sign = "-" if cents < 0 else ""
-    whole, frac = divmod(abs(cents), 100)
-    number = f"{whole:,}.{frac:02d}"
-    symbol = SYMBOLS.get(str(currency).upper())
-    return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency}"
+def format_money(cents: int, currency: str, locale: str = DEFAULT_LOCALE) -> str:
+    """Integer cents as the tenant's locale writes money (Babel, CLDR data): `123456, "USD"` ->
+    `$1,234.56` in en_US, `1.234,56 €` for EUR in de_DE; credits with a minus."""
+    return format_currency(Decimal(int(cents)) / 100, str(currency), locale=locale or DEFAULT_LOCALE)
 
 
 def parse_month(value: str) -> str:

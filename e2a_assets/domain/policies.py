@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import yaml
+from babel import Locale, UnknownLocaleError
+from babel.numbers import list_currencies
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 FLAGS = (
@@ -87,6 +89,14 @@ class Tariff(_Strict):
     adjustment_auto_limit_cents: int = Field(ge=0)
     adjustment_review_limit_cents: int = Field(ge=0)
 
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, value: str) -> str:
+        # Babel's list of ISO 4217 codes: a typo ("USS") would otherwise print on every document.
+        if value not in _iso_currencies():
+            raise ValueError(f"unknown currency {value!r} (expected an ISO 4217 code such as USD, EUR, GBP)")
+        return value
+
     @field_validator("services_cents")
     @classmethod
     def _known_services(cls, value: dict[str, int]) -> dict[str, int]:
@@ -107,6 +117,14 @@ class Tariff(_Strict):
             raise ValueError("multipliers must be > 0")
         # Keep the DOMAIN order (rush, oversized, hazmat, fragile) whatever the file's order.
         return {k: value.get(k, 1.0) for k in MULTIPLIER_FLAGS}
+
+
+@functools.cache
+def _iso_currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+DEFAULT_LOCALE = "en_US"
 
 
 # The tariff keys a rate card version may set (DOMAIN §8.1): the per-order prices of DOMAIN §5.
@@ -178,6 +196,12 @@ class TenantPolicy(_Strict):
     # one invoice per month issued `grace_days` after the month ends.
     billing_mode: Literal["per_order", "monthly"] = PER_ORDER
     grace_days: int = Field(default=DEFAULT_GRACE_DAYS, ge=0, strict=True)
+    # Who the documents are addressed to (docs/billing.md "Documents"): the client's legal name
+    # (default: display_name) and postal address, one line per entry.
+    billing_name: str = ""
+    billing_address: tuple[str, ...] = ()
+    # The language and number format of the tenant's documents (Babel locale, e.g. en_US, de_DE).
+    locale: str = DEFAULT_LOCALE
 
     @model_validator(mode="before")
     @classmethod
@@ -203,9 +227,23 @@ class TenantPolicy(_Strict):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        try:
+            Locale.parse(value)
+        except (UnknownLocaleError, ValueError, TypeError):
+            raise ValueError(f"unknown locale {value!r} (expected a locale such as en_US, en_GB, de_DE)") from None
+        return value
+
     @property
     def currency(self) -> str:
         return self.tariff.currency
+
+    @property
+    def bill_to_name(self) -> str:
+        """The name documents are addressed to: the billing name, else the display name, else the tenant."""
+        return self.billing_name or self.display_name or self.tenant
 
     def rate_card_versions(self) -> tuple[RateCardVersion, ...]:
         """The tenant's rate card versions in order; version 1 alone (its tariff, in force from the

@@ -368,3 +368,9 @@ def build_billing_report(
     rep["day"] = the_day.date()
     rep["as_of"] = as_of
     return rep[REPORT_COLUMNS]
+
+
+def statement_number(tenant: str, month: str) -> str:
+    """The monthly statement's reference (docs/billing.md "Documents"): `{TENANT}-ST-{YYYYMM}`, the
+    remittance reference of its balance, like the invoice and note series of DOMAIN §5 and §8.2."""
+    return f"{tenant.upper()}-ST-{month}"

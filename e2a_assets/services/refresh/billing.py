@@ -10,8 +10,9 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from e2a_assets.documents.invoices import lines_for, missing_documents, write_invoice_documents
-from e2a_assets.documents.notes import write_note_documents
+from e2a_assets.documents.notes import read_note_lines, write_note_documents
 from e2a_assets.domain.billing import PRICE_COLUMNS, price_orders
+from e2a_assets.domain.issuer import Issuer
 from e2a_assets.domain.policies import TenantRegistry
 from e2a_assets.domain.statements import build_billing_report, compute_adjustments
 from e2a_assets.services import billing_reads as reads
@@ -68,7 +69,7 @@ def record_invoice_adjustments(engine: Engine, first: dt.date, last: dt.date, as
 
 
 def issue_invoices(engine: Engine, first: dt.date, last: dt.date, as_of: pd.Timestamp, registry: TenantRegistry,
-                   run_id: str, folder: str) -> dict[str, pd.DataFrame]:  # fmt: skip
+                   run_id: str, folder: str, issuer: Issuer) -> dict[str, pd.DataFrame]:  # fmt: skip
     """Issues one numbered invoice per billable, not-held order of the cohort days that has none
     yet, with its lines, lineage and printable document (and any document found missing):
     {"issued": issued now, "book": the days' ledger, "stored": their billable orders,
@@ -81,16 +82,17 @@ def issue_invoices(engine: Engine, first: dt.date, last: dt.date, as_of: pd.Time
     # Which events each line comes from, written with the invoice in its transaction.
     lineage = lines_lineage(engine, first, last, as_of, ready, lines)
     issued, issued_lines = ledger.issue_invoices(engine, candidates, lines, registry, run_id, as_of, lineage)
-    write_invoice_documents(folder, issued, issued_lines, registry)
+    write_invoice_documents(folder, issued, issued_lines, registry, issuer)
     book = ledger.read_invoices(engine, first=first, last=last)
     # Documents lost or never written (e.g. a crash after the ledger commit) are rendered again
     # from the ledger rows; existing files are never touched.
     missing = book[missing_documents(folder, book).to_numpy()]
     if len(missing):
-        write_invoice_documents(folder, missing, lines_for(engine, list(missing["invoice_number"])), registry)
+        write_invoice_documents(folder, missing, lines_for(engine, list(missing["invoice_number"])), registry, issuer)
     documents = book[book["invoice_number"].isin(set(issued["invoice_number"]) | set(missing["invoice_number"]))]
     # The credit/debit notes of these invoices (adjustments, approvals) that have no document yet.
-    write_note_documents(folder, ledger.notes_of_invoices(engine, list(book["invoice_number"])), registry)
+    held_notes = ledger.notes_of_invoices(engine, list(book["invoice_number"]))
+    write_note_documents(folder, held_notes, registry, issuer, read_note_lines(engine, list(held_notes["note_number"])))
     return {"issued": issued, "book": book, "stored": stored, "documents": documents}
 
 
