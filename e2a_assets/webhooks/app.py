@@ -5,9 +5,9 @@ from the route's header (401), raw body read with a hard 1 MiB cap (413 as soon 
 signature over the raw bytes in constant time against the tenant's active secrets — e2a, Shopify
 or Standard Webhooks with its ±5-minute timestamp window (401) — then the delivery joins a group
 commit. The tenant registry is re-read when its files change (`registry_reload`), so a secret
-rotation needs no restart. Parsing,
-validation, dedupe and dead letters belong to `Ingestor.ingest_many`; this module only maps its
-outcome to a status code. Nothing is answered 2xx before its transaction has committed.
+rotation needs no restart. Parsing, validation, dedupe and dead letters belong to
+`Ingestor.ingest_many`; this module only maps its outcome to a status code. Nothing is answered
+2xx before its transaction has committed.
 
 Group commit: concurrent requests put their delivery on an asyncio queue; one worker thread takes
 up to `max_batch` of them per transaction (waiting `batch_window_ms` for company when the queue

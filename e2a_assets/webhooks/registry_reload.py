@@ -5,6 +5,8 @@ writes it. Checking costs a few `stat` calls at most once per `check_interval_s`
 file's (mtime, size, inode) changed are the files read, and only when their content digest
 changed is the registry rebuilt. A registry that no longer loads (a half-written file, a bad
 value) is logged and the previous one stays in force: a typo never locks every sender out.
+The re-read runs on the event loop (a few milliseconds, once per change): simpler than a watcher
+thread, and a request never sees a half-swapped registry.
 """
 
 from __future__ import annotations
