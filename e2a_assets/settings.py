@@ -146,6 +146,14 @@ class Settings:
             issuer_file=Path(env["E2A_ISSUER_FILE"]).resolve() if env.get("E2A_ISSUER_FILE") else None,
         )
 
+    @classmethod
+    def for_worker(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """The settings of a Celery worker (`e2a worker`): a worker is never the embedded default, so
+        the explicit settings are required whatever else is set."""
+        env = os.environ if environ is None else environ
+        require_explicit_settings(env, "a Celery worker")
+        return cls.from_env(env)
+
     def dagster_environment(self) -> dict[str, str]:
         """The variables every Dagster process e2a starts (webserver, daemon, code servers, runs)
         needs: the instance home, its Postgres storage when configured, and the warehouse URL, so a

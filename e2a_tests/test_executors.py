@@ -14,13 +14,13 @@ from e2a_tests.factories import settings_for
 @pytest.mark.parametrize("executor, name", [("in_process", "in_process"), ("multiprocess", "multiprocess"),
                                             ("celery", "celery")])
 def test_every_job_runs_with_the_executor_of_the_settings(tmp_path, executor, name):
-    pytest.importorskip("dagster_celery") if executor == "celery" else None
+    if executor == "celery":
+        pytest.importorskip("dagster_celery")
     settings = dataclasses.replace(settings_for(f"sqlite:///{tmp_path}/w.sqlite", tmp_path), executor=executor,
                                    celery_broker="redis://127.0.0.1:6379/3", celery_queue="e2a-test")
     defs = build_definitions(settings)
     jobs = [defs.resolve_job_def(job.name) for job in defs.jobs]
     assert jobs and {job.executor_def.name for job in jobs} == {name}
-
 
 def test_the_celery_executor_uses_the_broker_and_queue_of_the_settings(tmp_path):
     from e2a_assets.executors import celery_app_config

@@ -15,7 +15,7 @@ import socket
 
 import click
 
-from e2a_assets.settings import Settings, require_explicit_settings
+from e2a_assets.settings import Settings
 
 
 def celery_config_module(settings: Settings) -> str:
@@ -45,8 +45,7 @@ def worker(concurrency: int, name: str | None, log_level: str) -> None:
         import dagster_celery  # noqa: F401
     except ImportError:
         raise E2AError("e2a worker needs dagster-celery: pip install 'e2a[celery]'") from None
-    settings = Settings.from_env()
-    require_explicit_settings(settings.secrets, "a Celery worker")
+    settings = Settings.for_worker()
     engine = prepared_warehouse(settings)  # refuses a warehouse whose schema is behind, in one line
     warehouse = shown_url(engine)
     engine.dispose()
@@ -60,11 +59,11 @@ def worker(concurrency: int, name: str | None, log_level: str) -> None:
     click.echo(f"e2a worker: queue {settings.celery_queue}, warehouse {warehouse}, tenant registry "
                f"{settings.tenants_file} digest {registry.digest}, invoice documents {settings.invoice_dir}", err=True)
     environment = settings.child_environment()
-    pythonpath = os.pathsep.join(filter(None, [str(config_dir), environment.get("PYTHONPATH")]))
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config_dir), environment.get("PYTHONPATH")]))
     args = [tool("celery"), "-A", "dagster_celery.app", "worker", "-Q", settings.celery_queue,
             "--concurrency", str(concurrency), "--prefetch-multiplier=1", "--loglevel", log_level.upper(),
             "-n", name or f"e2a-{os.getpid()}@{socket.gethostname()}",
             # No gossip, mingle or heartbeat between workers: dagster-celery does not use them,
             # and mingle alone adds seconds to every start.
             "--without-gossip", "--without-mingle", "--without-heartbeat"]
-    os.execve(args[0], args, {**environment, "PYTHONPATH": pythonpath})
+    os.execve(args[0], args, environment)
