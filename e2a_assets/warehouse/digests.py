@@ -30,6 +30,7 @@ EXCLUDED: Mapping[str, str] = {
                  "and commit order are the receiver's)",
     "dead_letters": "deliveries the receiver refused: input side, with receive and replay times",
     "alerts": "operational: raised by sensors for failed runs and checks, keyed by run ids, at wall-clock time",
+    "receiver_heartbeats": "operational: each receiver's last /readyz write, by host and process, at wall-clock time",
 }  # fmt: skip
 
 # Surrogate ids, arrival order and wall-clock bookkeeping: they name a run or a moment of writing,
