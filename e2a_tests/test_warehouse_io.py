@@ -4,11 +4,11 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Float, Integer, LargeBinary, String, select, text
+from sqlalchemy import BigInteger, Boolean, Column, Date, DateTime, Float, Integer, LargeBinary, MetaData, String, Table, select, text
 
 from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.engine import make_engine
-from e2a_assets.warehouse.frames import insert_frame, insert_new, read_table, replace_partition
+from e2a_assets.warehouse.frames import insert_frame, insert_new, read_table, replace_partition, replace_partition_from_query, utc_stamps
 
 TEXT = 'a,"b"\nc\'d é✓\\N'
 STAMPS = [
@@ -144,3 +144,54 @@ def test_insert_new_writes_only_unseen_keys(warehouse_url):
     finally:
         engine.dispose()
     assert (first, second, count) == (2, 1, 3)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["2025-08-01 12:00:00.123456", None, "2025-08-02 00:00:00.000000"],  # what the bulk writer stores
+        ["2025-08-01 12:00:00", "2025-08-01 12:00:00.5"],  # other precisions
+        ["2025-08-01 12:00:00+02:00", "2025-08-01 12:00:00.000000"],  # an offset: pandas applies it
+        [dt.datetime(2025, 1, 1, 6, tzinfo=dt.timezone(dt.timedelta(hours=-5))), None],  # a driver's datetimes
+        [None, None],
+    ],
+)
+def test_utc_stamps_give_what_pandas_gives(values):
+    got = utc_stamps(pd.Series(values, dtype=object))
+    expected = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="mixed")
+    assert got.dtype == expected.dtype == "datetime64[ns, UTC]"
+    assert got.equals(expected)
+
+
+def test_utc_stamps_refuse_what_pandas_refuses():
+    with pytest.raises(Exception, match="Out of bounds"):
+        utc_stamps(pd.Series(["9999-12-31 00:00:00.000000"]))
+
+
+def test_replace_partition_from_query_copies_in_the_database_and_keeps_old_rows_on_failure(warehouse_url):
+    engine = make_engine(warehouse_url)
+    day, nxt = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+    orders = schema.orders
+    # The staged frame says which order is copied under which id into which day.
+    staged = Table("tmp_order_copies", MetaData(), Column("order_id", String(128)), Column("new_id", String(128)),
+                   Column("day", Date), prefixes=["TEMPORARY"])
+    renamed = {"order_id": staged.c.new_id, "cohort_day": staged.c.day}
+    copy = select(*[renamed.get(c.name, c) for c in orders.columns]).join(staged, orders.c.order_id == staged.c.order_id)
+    try:
+        replace_partition(engine, orders, pd.DataFrame([_order_row("o1", day), _order_row("o2", day)]), "cohort_day", day, day)
+        written = replace_partition_from_query(engine, orders, "cohort_day", nxt, nxt, copy,
+                                               staged=(staged, pd.DataFrame({"order_id": ["o2"], "new_id": ["c2"], "day": [nxt]})))
+        # A copy that breaks the unique key fails as a whole: the day keeps its row, the staged table is gone.
+        twice = pd.DataFrame({"order_id": ["o1", "o2"], "new_id": ["c3", "c3"], "day": [nxt, nxt]})
+        with pytest.raises(Exception):
+            replace_partition_from_query(engine, orders, "cohort_day", nxt, nxt, copy, staged=(staged, twice))
+        kept = read_table(engine, orders, columns=["order_id", "cohort_day", "last_event_at"])
+        again = replace_partition_from_query(engine, orders, "cohort_day", nxt, nxt, copy,
+                                             staged=(staged, pd.DataFrame({"order_id": ["o1"], "new_id": ["c1"], "day": [nxt]})))
+        after = read_table(engine, orders, columns=["order_id", "cohort_day"])
+    finally:
+        engine.dispose()
+    assert (written, again) == (1, 1)
+    assert sorted(map(tuple, kept[["order_id", "cohort_day"]].to_numpy().tolist())) == [("c2", nxt), ("o1", day), ("o2", day)]
+    assert set(kept["last_event_at"]) == {pd.Timestamp("2026-03-01 09:00:00.123456", tz="UTC")}
+    assert sorted(map(tuple, after.to_numpy().tolist())) == [("c1", nxt), ("o1", day), ("o2", day)]

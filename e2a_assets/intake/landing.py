@@ -8,14 +8,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, func, or_, select, tuple_, update
+from sqlalchemy import Column, Date, Engine, MetaData, String, Table, and_, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from e2a_assets.domain.events import ACCEPTED, DEAD_LETTER_PENDING, DEAD_LETTER_REPLAYED, CanonicalEvent
 from e2a_assets.domain.intake_limits import redact_headers
 from e2a_assets.domain.orders import cohort_day
-from e2a_assets.warehouse.frames import normalise, read_query
+from e2a_assets.warehouse.frames import normalise, read_query, utc_stamps
 from e2a_assets.warehouse.schema import dead_letters, event_log, orders, webhook_events
 
 
@@ -116,13 +116,11 @@ def _day_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]
     return lo, hi
 
 
-def cohort_events(engine: Engine, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """All accepted events of the orders whose cohort day lies in [start, end], with `cohort_day`.
-
-    The cohort day is decided by the domain's rule (`domain.orders.cohort_day`). SQL only narrows
-    the candidates through indexes: an order whose cohort lies in the range has its payload
-    `created_at` or its earliest event in the range, so every such order is among them.
-    """
+def _cohorts(start: dt.date, end: dt.date) -> Any:
+    """Per candidate order (tenant, order_id): the earliest payload `created_ts` and the earliest
+    event `first_ts` - the inputs of the cohort rule. SQL only narrows the candidates through
+    indexes: an order whose cohort lies in [start, end] has its payload `created_at` or its
+    earliest event in the range, so every such order is among them."""
     lo, hi = _day_bounds(start, end)
     log = event_log
     accepted = log.c.status == ACCEPTED
@@ -139,7 +137,7 @@ def cohort_events(engine: Engine, start: dt.date, end: dt.date) -> pd.DataFrame:
         .subquery("candidates")
     )
     created_ts, first_ts = func.min(log.c.order_created_at), func.min(log.c.occurred_at)
-    cohorts = (
+    return (
         select(log.c.tenant, log.c.order_id, created_ts.label("created_ts"), first_ts.label("first_ts"))
         .join(candidates, and_(log.c.tenant == candidates.c.tenant, log.c.order_id == candidates.c.order_id))
         .where(accepted)
@@ -147,22 +145,66 @@ def cohort_events(engine: Engine, start: dt.date, end: dt.date) -> pd.DataFrame:
         .having(or_(and_(created_ts >= lo, created_ts < hi), and_(first_ts >= lo, first_ts < hi)))
         .subquery("cohorts")
     )
+
+
+def _event_order() -> list[Any]:
+    """Events grouped by order, in time order."""
+    return [event_log.c.tenant, event_log.c.order_id, event_log.c.occurred_at, event_log.c.id]
+
+
+def cohort_events(engine: Engine, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """All accepted events of the orders whose cohort day lies in [start, end], with `cohort_day`.
+
+    The cohort day is decided by the domain's rule (`domain.orders.cohort_day`).
+    """
+    log = event_log
+    cohorts = _cohorts(start, end)
     columns = [log.c[c.name] for c in webhook_events.columns if c.name != "cohort_day"]
     stmt = (
         select(*columns, cohorts.c.created_ts, cohorts.c.first_ts)
         .join(cohorts, and_(log.c.tenant == cohorts.c.tenant, log.c.order_id == cohorts.c.order_id))
-        .where(accepted)
-        .order_by(log.c.tenant, log.c.order_id, log.c.occurred_at, log.c.id)
+        .where(log.c.status == ACCEPTED)
+        .order_by(*_event_order())
     )
     frame = read_query(engine, stmt)
     created, first = frame.pop("created_ts"), frame.pop("first_ts")
     # Rows come grouped by order: the rule runs once per order, its day is repeated per event.
     starts, counts = _order_runs(frame["tenant"].to_numpy(), frame["order_id"].to_numpy())
-    days = cohort_day(created.iloc[starts], first.iloc[starts]).to_numpy()
+    days = cohort_day(utc_stamps(created.iloc[starts]), utc_stamps(first.iloc[starts])).to_numpy()
     as_days = days.astype("datetime64[D]")
     inside = (as_days >= np.datetime64(start)) & (as_days <= np.datetime64(end))
     frame["cohort_day"] = np.repeat(days, counts)
     return normalise(frame[np.repeat(inside, counts)].reset_index(drop=True), webhook_events)
+
+
+def cohort_orders(engine: Engine, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """(tenant, order_id, cohort_day) of every order whose cohort day lies in [start, end], by
+    the domain's rule (`domain.orders.cohort_day`)."""
+    frame = read_query(engine, select(_cohorts(start, end)))
+    days = cohort_day(utc_stamps(frame["created_ts"]), utc_stamps(frame["first_ts"]))
+    frame = frame[["tenant", "order_id"]].assign(cohort_day=days.to_numpy())
+    inside = (days >= start) & (days <= end)
+    return frame[inside.to_numpy()].reset_index(drop=True)
+
+
+def cohort_orders_table() -> Table:
+    """A temporary table of `cohort_orders`, for `cohort_events_query` to join in the database."""
+    return Table("tmp_cohort_orders", MetaData(), Column("tenant", String(64), nullable=False),
+                 Column("order_id", String(128), nullable=False), Column("cohort_day", Date, nullable=False),
+                 prefixes=["TEMPORARY"])  # fmt: skip
+
+
+def cohort_events_query(orders: Table) -> Any:
+    """The `webhook_events` rows of the orders in `orders` (a `cohort_orders_table`): every
+    accepted event of each, with the order's cohort day, in the order `cohort_events` gives."""
+    log = event_log
+    columns = [log.c[c.name] if c.name != "cohort_day" else orders.c.cohort_day for c in webhook_events.columns]
+    return (
+        select(*columns)
+        .join(orders, and_(log.c.tenant == orders.c.tenant, log.c.order_id == orders.c.order_id))
+        .where(log.c.status == ACCEPTED)
+        .order_by(*_event_order())
+    )
 
 
 def _order_runs(tenant: np.ndarray, order_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -11,16 +11,27 @@ from sqlalchemy import Engine
 from e2a_assets.domain.billing import build_completed_orders
 from e2a_assets.domain.orders import build_orders
 from e2a_assets.domain.sla import build_order_sla, build_sla_metrics
-from e2a_assets.intake.landing import cohort_events
+from e2a_assets.intake.landing import cohort_events_query, cohort_orders, cohort_orders_table
 from e2a_assets.warehouse import schema
-from e2a_assets.warehouse.frames import read_days, replace_partition
+from e2a_assets.warehouse.frames import read_days, replace_partition, replace_partition_from_query
+
+
+# What the webhook_events asset's figures read back of the rows it wrote.
+EVENT_FIGURE_COLUMNS = ("tenant", "order_id", "event_type", "occurred_at", "source", "cohort_day")
 
 
 def refresh_webhook_events(engine: Engine, first: dt.date, last: dt.date) -> pd.DataFrame:
-    """The canonical, deduplicated events of the cohort days, taken from the event log."""
-    events = cohort_events(engine, first, last)
-    replace_partition(engine, schema.webhook_events, events, "cohort_day", first, last)
-    return events
+    """The canonical, deduplicated events of the cohort days, taken from the event log.
+
+    Only the cohort day of each order is decided in Python (the domain's rule, one row per
+    order); the events themselves are copied from the event log inside the database, and the
+    columns the figures need are read back: the event rows never cross into Python whole.
+    """
+    orders = cohort_orders(engine, first, last)
+    staged = cohort_orders_table()
+    replace_partition_from_query(engine, schema.webhook_events, "cohort_day", first, last,
+                                 cohort_events_query(staged), staged=(staged, orders))  # fmt: skip
+    return read_days(engine, schema.webhook_events, "cohort_day", first, last, columns=EVENT_FIGURE_COLUMNS)
 
 
 def refresh_orders(engine: Engine, first: dt.date, last: dt.date, as_of: pd.Timestamp, policies: pd.DataFrame) -> pd.DataFrame:
