@@ -224,7 +224,8 @@ def billing_report(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
 ) -> dg.MaterializeResult:
     """Per tenant and day: invoices issued and amount, held backlog with reasons, adjustments by
-    status and revenue impact, open/overdue/paid breakdown and the overdue amount."""
+    status and revenue impact, open/partially paid/overdue/paid breakdown (payments included) and
+    what is left to pay on the overdue invoices."""
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
 
@@ -234,7 +235,8 @@ def billing_report(
         held = reads.held_backlog(engine, last)
         adjustments = reads.adjustments_for_report(engine, first, last, book)
         earlier = reads.ledger_states(engine, as_of, before=first)
-        parts = [build_billing_report(book, held, adjustments, as_of, day, earlier) for day in days_between(first, last)]
+        paid = reads.payments_for(engine, book)
+        parts = [build_billing_report(book, held, adjustments, as_of, day, earlier, paid) for day in days_between(first, last)]
         frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
         replace_partition(engine, schema.billing_report, frame, "day", first, last)
         return frame

@@ -1,8 +1,10 @@
-"""`e2a export` (accounting exports for QuickBooks and Xero): the finance team's commands
-(docs/billing.md "Finance")."""
+"""`e2a export` (accounting exports for QuickBooks and Xero) and `e2a payments` (record what
+clients paid): the finance team's commands (docs/billing.md "Finance")."""
 
 from __future__ import annotations
 
+import datetime as dt
+import getpass
 from pathlib import Path
 
 import click
@@ -82,3 +84,59 @@ def xero(tenant: str, month: str, documents: str, output: str | None) -> None:
     docs = _month_documents(tenant, month)
     chosen = (docs.documents["type"] == CREDIT) == (documents == CREDIT_NOTES)
     _write(to_xero_csv(docs, documents), output, f"{int(chosen.sum())} {documents.replace('-', ' ')}")
+
+
+@click.group("payments")
+def payments() -> None:
+    """What clients paid: record payments against invoices and debit notes."""
+
+
+def _record(rows, source: str) -> None:  # noqa: ANN001
+    from e2a_assets.cli.db import prepared_warehouse
+    from e2a_assets.documents.formatting import decimal_amount
+    from e2a_assets.services.payments import PaymentsRefused, record_payments
+
+    settings = _settings()
+    engine = prepared_warehouse(settings)
+    try:
+        done = record_payments(engine, rows, source, settings.operator or getpass.getuser(),
+                               dt.datetime.now(dt.timezone.utc))  # fmt: skip
+    except PaymentsRefused as exc:
+        for row, reason in exc.problems[1:20]:
+            click.echo(f"  row {row}: {reason}" if row is not None else f"  {reason}", err=True)
+        raise E2AError(str(exc)) from None
+    finally:
+        engine.dispose()
+    click.echo(f"recorded {done.recorded} payment(s), {decimal_amount(done.amount_cents)} in all; "
+               f"{done.already_recorded} already recorded")  # fmt: skip
+
+
+@payments.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+def import_payments(file: str) -> None:
+    """Record the payments of a CSV file (columns number, amount, date, reference). Every row is
+    checked first; one refused row records nothing. Rows already recorded are skipped."""
+    from e2a_assets.services.payments import parsed_rows, read_payment_file
+
+    try:
+        rows = read_payment_file(Path(file))
+    except ValueError as exc:
+        raise E2AError(str(exc)) from None
+    _record(parsed_rows(rows), str(Path(file).resolve()))
+
+
+@payments.command("record")
+@click.option("--number", required=True, help="Invoice or debit note number.")
+@click.option("--amount", required=True, help="Amount paid, like 125.50.")
+@click.option("--date", "day", required=True, help="Payment date, YYYY-MM-DD.")
+@click.option("--reference", required=True, help="Bank or remittance reference.")
+def record_payment(number: str, amount: str, day: str, reference: str) -> None:
+    """Record one payment (partial payments are fine; more than is owed is refused)."""
+    import pandas as pd
+
+    from e2a_assets.services.payments import RECORD_SOURCE, parsed_rows
+
+    rows = pd.DataFrame([{"row": 1, "number": number, "amount": amount, "date": day, "reference": reference}])
+    parsed = parsed_rows(rows)
+    parsed["row"] = None
+    _record(parsed, RECORD_SOURCE)

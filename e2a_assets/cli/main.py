@@ -1,6 +1,6 @@
 """The `e2a` command: demo, simulate, serve, up, status, replay dead letters, invoices, open the UI,
-the warehouse schema (`e2a db`), the tenant registry (`e2a tenants`) and accounting exports
-(`e2a export`).
+the warehouse schema (`e2a db`), the tenant registry (`e2a tenants`), accounting exports
+(`e2a export`) and payments (`e2a payments`).
 
 Bad arguments and configuration problems end with one line on stderr and a non-zero exit code,
 never a traceback.
@@ -18,7 +18,7 @@ from sqlalchemy import exc as sa_exc
 
 from e2a_assets.domain.policies import PolicyError
 from e2a_assets.cli.db import db, prepared_warehouse
-from e2a_assets.cli.finance import export
+from e2a_assets.cli.finance import export, payments
 from e2a_assets.cli.instance import E2AError, dagster_home, prepared_dagster_home
 from e2a_assets.cli import lineage as lineage_commands
 from e2a_assets.cli.tenants import tenants
@@ -311,6 +311,7 @@ def ui(port: int) -> None:
 cli.add_command(db)
 cli.add_command(tenants)
 cli.add_command(export)
+cli.add_command(payments)
 
 
 @cli.group()
