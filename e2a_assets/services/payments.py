@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, text
 
 from e2a_assets.domain.notes import CREDIT, signed_cents
 from e2a_assets.domain.payments import INVOICE, PAYMENT_KEY, parse_amount, parse_payment_date, refused_rows
@@ -146,11 +146,22 @@ def _recorded_keys(conn: Any, numbers: list[str]) -> set[tuple]:
             for r in found.itertuples(index=False)}  # fmt: skip
 
 
+def _one_recorder_at_a_time(conn: Any) -> None:
+    """Two imports at once must not both see the same balance and overpay together: take the
+    writer's lock before reading (Postgres: a transaction advisory lock; SQLite: a no-op write
+    takes the database write lock), released at commit."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('e2a_payments'))"))
+    else:
+        conn.execute(delete(payments).where(payments.c.amount_cents < 0))  # matches nothing: amounts are > 0
+
+
 def record_payments(engine: Engine, rows: pd.DataFrame, source_file: str, recorded_by: str,
                     at: dt.datetime) -> PaymentsRecorded:  # fmt: skip
     """Check every row (`parsed_rows`) and record the new ones in one transaction; raise
     `PaymentsRefused` (nothing written) when any row is refused."""
     with engine.begin() as conn:
+        _one_recorder_at_a_time(conn)
         docs = payable_documents(conn, list(rows["document_number"]))
         seen = _recorded_keys(conn, list(rows["document_number"]))
         keys = [(n, r, int(a) if pd.notna(a) else None, d)
