@@ -19,7 +19,7 @@ from e2a_assets.domain.monthly import apply_monthly_figures, monthly_statement_f
 from e2a_assets.domain.statements import build_billing_report, build_monthly_statements
 from e2a_assets.jobs import build_jobs
 from e2a_assets.resources import AS_OF_TAG
-from e2a_assets.services.billing_reads import ledger_states
+from e2a_assets.services.billing_reads import STATE_COLUMNS, ledger_states
 from e2a_assets.warehouse import ledger, schema
 from e2a_assets.warehouse.engine import make_engine
 from e2a_assets.warehouse.frames import insert_frame, read_table, replace_partition
@@ -55,8 +55,9 @@ def _fill(table, rows: list[dict]) -> pd.DataFrame:
 def seed_ledger(engine: Engine) -> None:
     """Four months of invoices for three tenants (ghost-co is not in the registry and only has
     invoices after the report's days), paid before / after as_of or never; adjustments of every
-    status, one approved after as_of; held orders across the months."""
-    invoices, adjustments, held = [], [], []
+    status, one approved after as_of; held orders across the months; payments on invoices that
+    carry no paid_at: half of one in six, all of another (some dated after as_of)."""
+    invoices, adjustments, held, payments = [], [], [], []
     seq: dict[tuple[str, str], int] = {}
     terms = {"demo-3pl": 30, "northwind-goods": 14, "ghost-co": 30}
     for n in range(120):
@@ -71,6 +72,12 @@ def seed_ledger(engine: Engine) -> None:
             due_date=day + dt.timedelta(days=terms[tenant]), payment_terms_days=terms[tenant], invoice_month=month,
             invoice_seq=seq[(tenant, month)], billable_at=_at(day), billable_basis="shipped", amount_cents=100 + 7 * n,
             currency="USD", issued_at=_at(day, 23), issued_run_id="seed", status="issued", paid_at=paid))  # fmt: skip
+        if n % 3 == 0:
+            share, after = ((100 + 7 * n) // 2, 10) if n % 6 == 0 else (100 + 7 * n, 20 + n % 60)
+            payments.append(dict(tenant=tenant, document_number=number, document_kind="invoice", invoice_number=number,
+                                 document_month=month, amount_cents=share, currency="USD",
+                                 payment_date=day + dt.timedelta(days=after), reference=f"bank-{n}",
+                                 source_file="seed.csv", source_row=n + 2, recorded_at=AS_OF, recorded_by="seed"))  # fmt: skip
         if n % 4 == 1:
             made = day + dt.timedelta(days=3 + n % 20)
             status = ("AUTO_APPLIED", "APPLIED_FLAGGED", "PENDING_REVIEW", "APPROVED", "REJECTED")[n % 5]
@@ -88,6 +95,7 @@ def seed_ledger(engine: Engine) -> None:
         insert_frame(conn, schema.invoices, _fill(schema.invoices, invoices))
         insert_frame(conn, schema.invoice_adjustments, _fill(schema.invoice_adjustments, adjustments))
         insert_frame(conn, schema.billable_orders, _fill(schema.billable_orders, held))
+        insert_frame(conn, schema.payments, _fill(schema.payments, payments))
     # The notes the ledger issues for the applied ones (DOMAIN §8.2; an approval's when reviewed).
     ledger.issue_adjustment_notes(engine, read_table(engine, schema.invoice_adjustments), "seed")
 
@@ -144,14 +152,15 @@ def test_billing_report_equals_the_whole_ledger_computation(warehouse_url, tmp_p
                                                        schema.billable_orders.c.invoice_date <= last])  # fmt: skip
     adjustments = read_table(engine, schema.invoice_adjustments)
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-    ref = pd.concat([build_billing_report(book, held, adjustments, AS_OF, d) for d in days], ignore_index=True)
+    paid = read_table(engine, schema.payments)
+    ref = pd.concat([build_billing_report(book, held, adjustments, AS_OF, d, payments=paid) for d in days], ignore_index=True)
     replace_partition(engine, schema.billing_report, ref, "day", first, last)
     want = _table(engine, schema.billing_report, ["day", "tenant"])
     pd.testing.assert_frame_equal(got, want)
     # ghost-co's invoices all come after the days; its adjustments still give it a (zero) row.
     assert sorted(set(got["tenant"])) == ["demo-3pl", "ghost-co", "northwind-goods"]
     ghost = got[got["tenant"] == "ghost-co"]
-    assert ghost["status_breakdown"].tolist() == ["open:0,overdue:0,paid:0"] * 4
+    assert ghost["status_breakdown"].tolist() == ["open:0,partially_paid:0,overdue:0,paid:0"] * 4
     known = got[got["tenant"] != "ghost-co"]
     assert (known["invoices_paid"] > 0).all() and (known["invoices_overdue"] > 0).all() and (known["overdue_cents"] > 0).all()
     unbounded = [s for s in reads.statements if not _bounded(s)]
@@ -169,7 +178,8 @@ def test_monthly_statements_equal_the_whole_ledger_computation(warehouse_url, tm
     end = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
     registry = build_resources(settings_for(warehouse_url, tmp_path))["tenant_registry"].get_registry()
     book = read_table(engine, schema.invoices)
-    ref = build_monthly_statements(book, read_table(engine, schema.invoice_adjustments), registry, start, AS_OF)
+    ref = build_monthly_statements(book, read_table(engine, schema.invoice_adjustments), registry, start, AS_OF,
+                                   payments=read_table(engine, schema.payments))
     # The monthly tenant (harbor-supply, DOMAIN §8.3) shows its monthly invoice: from the whole ledger too.
     monthly = book[(book["invoice_kind"] == "monthly") & (book["invoice_month"] == start.strftime("%Y%m"))]
     figures = monthly_statement_figures(monthly, read_table(engine, schema.invoice_lines), read_table(engine, schema.order_charges))
@@ -191,11 +201,19 @@ def test_ledger_states_sql_equals_the_domain_rule(warehouse_url, tmp_path):
     seed_ledger(engine)
     before = dt.date(2025, 8, 15)
     book = read_table(engine, schema.invoices, [schema.invoices.c.invoice_date < before])
-    ref = build_billing_report(book, None, read_table(engine, schema.invoice_adjustments), AS_OF, before)
-    ref = ref[["tenant", "invoices_open", "invoices_overdue", "invoices_paid", "overdue_cents"]].reset_index(drop=True)
+    ref = build_billing_report(book, None, read_table(engine, schema.invoice_adjustments), AS_OF, before,
+                               payments=read_table(engine, schema.payments))
+    ref = ref[STATE_COLUMNS].reset_index(drop=True)
     got = ledger_states(engine, AS_OF, before=before)
     pd.testing.assert_frame_equal(got, ref, check_dtype=False)
     assert got.set_index("tenant").loc["demo-3pl"].tolist() == ref.set_index("tenant").loc["demo-3pl"].tolist()
+    # Earlier, payments leave invoices partly paid (half paid, not yet due): the same in SQL.
+    early = pd.Timestamp("2025-07-20T12:00:00Z")
+    ref = build_billing_report(book, None, read_table(engine, schema.invoice_adjustments), early, before,
+                               payments=read_table(engine, schema.payments))[STATE_COLUMNS].reset_index(drop=True)
+    got = ledger_states(engine, early, before=before)
+    pd.testing.assert_frame_equal(got, ref, check_dtype=False)
+    assert got.set_index("tenant").loc["demo-3pl", "invoices_partially_paid"] == 3
 
 
 def test_checks_verify_the_touched_months_and_the_audit_job_the_whole_ledger(warehouse_url, tmp_path):

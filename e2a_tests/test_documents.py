@@ -14,7 +14,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import BigInteger, Column, Date, MetaData, String, Table
 
 from e2a_assets.cli.main import main
 from e2a_assets.documents.invoices import invoice_document
@@ -122,22 +121,21 @@ def test_rebuilding_gives_the_same_bytes_and_restores_a_lost_file(built, capsys)
     assert {p.name: p.read_bytes() for p in [*folder.iterdir(), archive]} == before
 
 
-def test_statement_lists_payments_when_the_warehouse_records_them(built, capsys):
+def test_statement_lists_the_payments_against_the_months_documents(built, capsys):
     engine, folder, _ = built
-    payments = Table("payments", MetaData(), Column("tenant", String(64)), Column("document_number", String(96)),
-                     Column("amount_cents", BigInteger), Column("payment_date", Date), Column("reference", String(64)))  # fmt: skip
-    payments.create(engine)
-    with engine.begin() as conn:
-        conn.execute(payments.insert(), [
-            {"tenant": "demo-3pl", "document_number": "DEMO-3PL-202508-0002", "amount_cents": 1000,
-             "payment_date": dt.date(2025, 8, 25), "reference": "ACH 7731"},
-            {"tenant": "demo-3pl", "document_number": "DEMO-3PL-202508-0001", "amount_cents": 500,
-             "payment_date": dt.date(2025, 9, 2), "reference": "ACH 7790"}])  # September: not on August's statement
+    # Recorded the way finance records them; a payment dated in September against an August invoice
+    # still settles August's statement (its balance counts payments by the document's month).
+    main(["payments", "record", "--number", "DEMO-3PL-202508-0002", "--amount", "10.00", "--date", "2025-08-25",
+          "--reference", "ACH 7731"])
+    main(["payments", "record", "--number", "DEMO-3PL-202508-0001", "--amount", "5.00", "--date", "2025-09-02",
+          "--reference", "ACH 7790"])
+    capsys.readouterr()
     main(["documents", "build", "--tenant", "demo-3pl", "--month", "2025-08"])
     assert "3 written now" in capsys.readouterr().out  # the statement's HTML and PDF, and the zip
     statement = text_of(folder / "DEMO-3PL-ST-202508.pdf")
-    assert "ACH 7731" in statement and "-$10.00" in statement and "ACH 7790" not in statement
-    assert "Balance due $14.90" in statement
+    assert "ACH 7731" in statement and "-$10.00" in statement
+    assert "ACH 7790" in statement and "-$5.00" in statement
+    assert "Balance due $9.90" in statement
 
 
 def test_pdf_pages_render_to_png(built, tmp_path):

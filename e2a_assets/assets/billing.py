@@ -170,7 +170,8 @@ def billing_report(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
 ) -> dg.MaterializeResult:
     """Per tenant and day: invoices issued and amount, held backlog with reasons, adjustments by
-    status and revenue impact, open/overdue/paid breakdown and the overdue amount."""
+    status and revenue impact, open/partially paid/overdue/paid breakdown (payments included) and
+    what is left to pay on the overdue invoices."""
     as_of = clock.as_of_for(context)
     engine = warehouse.get_engine()
 

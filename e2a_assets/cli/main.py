@@ -1,5 +1,6 @@
 """The `e2a` command: demo, simulate, serve, up, status, replay dead letters, invoices, open the UI,
-the warehouse schema (`e2a db`), the tenant registry (`e2a tenants`) and Celery workers (`e2a worker`).
+the warehouse schema (`e2a db`), the tenant registry (`e2a tenants`), Celery workers (`e2a worker`),
+client documents (`e2a documents`), accounting exports (`e2a export`) and payments (`e2a payments`).
 
 Bad arguments and configuration problems end with one line on stderr and a non-zero exit code,
 never a traceback.
@@ -17,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 
 from e2a_assets.domain.policies import PolicyError
 from e2a_assets.cli.db import db, prepared_warehouse
+from e2a_assets.cli.finance import export, payments
 from e2a_assets.cli.instance import E2AError, dagster_home, prepared_dagster_home
 from e2a_assets.cli import lineage as lineage_commands
 from e2a_assets.cli.tenants import tenants
@@ -266,8 +268,9 @@ def _print_status(report, registry) -> None:  # noqa: ANN001
         table.add_column(name.replace("_cents", "").replace("_", " "), justify="right")
     for row in report.work.to_dict("records"):  # one row per tenant
         policy = registry.get(row["tenant"])
-        money = format_money(row["invoiced_cents_this_month"], policy.currency if policy else "USD")
-        table.add_row(row["tenant"], *[str(row[name]) for name, _ in OPEN_WORK[:-1]], money)
+        currency = policy.currency if policy else "USD"
+        table.add_row(row["tenant"], *[format_money(row[name], currency) if name.endswith("_cents") else str(row[name])
+                                       for name, _ in OPEN_WORK])
     console.print(table)
     console.print(f"alerts in the last 24 h: {report.alerts_24h}"
                   + (f" (newest: {report.newest_alert})" if report.newest_alert else ""))
@@ -311,6 +314,8 @@ cli.add_command(db)
 cli.add_command(worker)
 cli.add_command(tenants)
 cli.add_command(documents)
+cli.add_command(export)
+cli.add_command(payments)
 
 
 @cli.group()

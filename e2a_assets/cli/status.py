@@ -13,6 +13,7 @@ from typing import Any, Iterable
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from e2a_assets.services.billing_reads import ledger_states
 from e2a_assets.warehouse import schema
 
 # (column, what it counts): the order of the table `e2a status` prints.
@@ -22,6 +23,9 @@ OPEN_WORK = (
     ("stalled_orders", "orders with no event for stalled_hours"),
     ("held_orders", "completed orders held from invoicing by a blocking exception"),
     ("pending_review", "invoice adjustments waiting for a reviewer"),
+    ("invoices_partially_paid", "invoices partly paid, not yet due (domain/payments.py)"),
+    ("invoices_overdue", "invoices past their due date with something left to pay"),
+    ("overdue_cents", "what is left to pay on them"),
     ("invoices_this_month", "invoices dated this calendar month (UTC)"),
     ("invoiced_cents_this_month", "their amount"),
 )
@@ -52,6 +56,9 @@ def open_work(engine: Engine, today: dt.date, tenants: Iterable[str] = ()) -> pd
         .where(invoices.c.invoice_date >= month_start).group_by(invoices.c.tenant),
     }
     frame = pd.concat([_per_tenant(engine, name, q) for name, q in queries.items()], axis=1)
+    # Invoice statuses at the end of `today` (UTC), the same SQL aggregate the billing report uses.
+    states = ledger_states(engine, pd.Timestamp(today) + pd.Timedelta(hours=23, minutes=59, seconds=59)).set_index("tenant")
+    frame = frame.join(states[["invoices_partially_paid", "invoices_overdue", "overdue_cents"]], how="outer")
     frame = frame.reindex(index=sorted(set(frame.index) | set(tenants)), columns=[name for name, _ in OPEN_WORK])
     frame = frame.fillna(0).astype("int64")
     frame.index.name = "tenant"

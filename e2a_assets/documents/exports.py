@@ -9,7 +9,7 @@ from typing import Iterable
 import pandas as pd
 from sqlalchemy import Engine
 
-from e2a_assets.documents.formatting import parse_month
+from e2a_assets.documents.formatting import decimal_amount, parse_month
 from e2a_assets.domain.billing import APPLIED_STATUSES
 from e2a_assets.domain.statements import PENDING_REVIEW
 from e2a_assets.warehouse.frames import read_table
@@ -41,7 +41,7 @@ def month_invoices(engine: Engine, tenant: str, month: str) -> pd.DataFrame:
 
 
 def _decimal(cents: Iterable[int]) -> list[str]:
-    return [f"{'-' if c < 0 else ''}{abs(int(c)) // 100}.{abs(int(c)) % 100:02d}" for c in cents]
+    return [decimal_amount(c) for c in cents]
 
 
 def export_month_csv(engine: Engine, tenant: str, month: str) -> str:

@@ -18,6 +18,12 @@ def format_money(cents: int, currency: str, locale: str = DEFAULT_LOCALE) -> str
     return format_currency(Decimal(int(cents)) / 100, str(currency), locale=locale or DEFAULT_LOCALE)
 
 
+def decimal_amount(cents: int) -> str:
+    """`-12345` -> `-123.45`: exact cents as the plain decimal accounting imports read."""
+    cents = int(cents)
+    return f"{'-' if cents < 0 else ''}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
 def parse_month(value: str) -> str:
     """`2025-08` -> `202508`; ValueError for anything else."""
     match = MONTH_PATTERN.match(value or "")

@@ -1,7 +1,6 @@
 """The monthly statement document of a tenant: the month's invoices, credit and debit notes and
 payments, and the balance due (DOMAIN §8.2: net due = Σ invoices + Σ debit notes − Σ credit notes;
-then less what was paid). Payments come from the `payments` table when the warehouse has one
-(issue 12 item 4); without it the section is empty.
+then less what was paid against the month's documents, from the `payments` ledger).
 
 Unlike invoices and notes, a statement is a view of the ledger at the time it is built: it is
 written again when what it says changed (a payment arrived), and gives the same bytes when nothing did.
@@ -13,7 +12,7 @@ import datetime as dt
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, MetaData, Table, inspect
+from sqlalchemy import Engine
 
 from e2a_assets.documents.files import document_path
 from e2a_assets.documents.formatting import format_money
@@ -25,13 +24,8 @@ from e2a_assets.domain.issuer import Issuer
 from e2a_assets.domain.notes import CREDIT, month_end
 from e2a_assets.domain.policies import TenantPolicy
 from e2a_assets.domain.statements import statement_number
+from e2a_assets.warehouse import schema
 from e2a_assets.warehouse.frames import read_table
-
-PAYMENTS_TABLE = "payments"
-# The names the payments table may give its columns (issue 12 item 4 is built beside this one).
-_NUMBER = ("document_number", "invoice_number", "number")
-_DATE = ("payment_date", "paid_on", "received_on", "paid_at", "date")
-_REFERENCE = ("reference", "payment_reference")
 
 INVOICE_COLUMNS = (Column("Invoice", width=3.2), Column("Date", width=2), Column("Due", width=2),
                    Column("Order", width=2.4), Column("Amount", RIGHT, 2.4))  # fmt: skip
@@ -41,27 +35,15 @@ PAYMENT_COLUMNS = (Column("Date", width=2), Column("Reference", width=3.6), Colu
                    Column("Amount", RIGHT, 2.4))  # fmt: skip
 
 
-def _first(columns: list[str], names: tuple[str, ...]) -> str | None:
-    return next((n for n in names if n in columns), None)
-
-
 def read_payments(engine: Engine, tenant: str, first: dt.date, last: dt.date) -> pd.DataFrame:
-    """The tenant's payments dated in [first, last]: date, reference, number, amount_cents (empty
-    when the warehouse has no `payments` table)."""
-    empty = pd.DataFrame(columns=["date", "reference", "number", "amount_cents"])
-    if not inspect(engine).has_table(PAYMENTS_TABLE):
-        return empty
-    table = Table(PAYMENTS_TABLE, MetaData(), autoload_with=engine)
-    names = [c.name for c in table.columns]
-    date_col, number_col = _first(names, _DATE), _first(names, _NUMBER)
-    if date_col is None or "amount_cents" not in names:
-        return empty
-    frame = read_table(engine, table, [table.c.tenant == tenant] if "tenant" in names else [])
-    days = pd.to_datetime(frame[date_col], utc=True, errors="coerce").dt.date
-    frame = frame[(days >= first) & (days <= last)].assign(date=days)
-    ref = _first(names, _REFERENCE)
-    out = pd.DataFrame({"date": frame["date"], "reference": frame[ref] if ref else "",
-                        "number": frame[number_col] if number_col else "", "amount_cents": frame["amount_cents"]})  # fmt: skip
+    """The tenant's payments against the documents of the month [first, last] (the `payments`
+    ledger's `document_month`, as the statement's balance counts them: domain/payments.py
+    `month_payments`): date, reference, number, amount_cents."""
+    month = first.strftime("%Y%m")
+    frame = read_table(engine, schema.payments, [schema.payments.c.tenant == tenant,
+                                                 schema.payments.c.document_month == month])  # fmt: skip
+    out = pd.DataFrame({"date": frame["payment_date"], "reference": frame["reference"],
+                        "number": frame["document_number"], "amount_cents": frame["amount_cents"]})  # fmt: skip
     return out.sort_values(["date", "number", "reference"], kind="stable").reset_index(drop=True)
 
 

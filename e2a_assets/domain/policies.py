@@ -23,6 +23,8 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import list_currencies
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from e2a_assets.domain.gl_accounts import GlAccounts
+
 FLAGS = (
     "rush",
     "oversized",
@@ -202,6 +204,9 @@ class TenantPolicy(_Strict):
     billing_address: tuple[str, ...] = ()
     # The language and number format of the tenant's documents (Babel locale, e.g. en_US, de_DE).
     locale: str = DEFAULT_LOCALE
+    # Income accounts of the accounting exports (domain/gl_accounts.py): the defaults file with the
+    # tenant's `gl_accounts:` over it. None when built by hand: then `gl()` is the shipped defaults.
+    gl_accounts: GlAccounts | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -249,6 +254,10 @@ class TenantPolicy(_Strict):
         """The tenant's rate card versions in order; version 1 alone (its tariff, in force from the
         first day) when it has none."""
         return self.rate_cards or (RateCardVersion(version=FIRST_RATE_CARD_VERSION, tariff=self.tariff),)
+
+    def gl(self) -> GlAccounts:
+        """The tenant's income accounts (GL codes) for the accounting exports."""
+        return self.gl_accounts if self.gl_accounts is not None else shipped_gl_accounts()
 
     def webhook_secret(self) -> str | None:
         """The tenant's signing secret as resolved at load time (None: the tenant cannot sign)."""
@@ -473,6 +482,45 @@ def default_policy(
                         tariff=_merged(tariff_defaults, tariff or {}), **fields)  # fmt: skip
 
 
+GL_DEFAULTS_FILE = "default_gl_accounts.yaml"
+
+
+def _gl_defaults(policies_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The default accounts file of `policies_dir` (the shipped one when that directory has none),
+    validated as a whole."""
+    path = policies_dir / GL_DEFAULTS_FILE
+    if not path.exists():
+        path = SHIPPED_POLICIES_DIR / GL_DEFAULTS_FILE
+    doc = _read_yaml(path)
+    if not isinstance(doc, dict):
+        raise PolicyError(f"{path}: expected a mapping at the top level")
+    try:
+        GlAccounts(**doc)
+    except ValidationError as exc:
+        raise _first_error(path, "", exc) from None
+    return path, doc
+
+
+def _gl_accounts(defaults: Mapping[str, Any], own: Any, path: Path, field: str) -> GlAccounts:
+    """A tenant's `gl_accounts:` (any of receivable, xero_tax_type, accounts: {charge: code}) over
+    the defaults; a problem is a one-line `PolicyError` naming the file and the field."""
+    if own is None:
+        own = {}
+    if not isinstance(own, dict) or not isinstance(own.get("accounts", {}), dict):
+        raise PolicyError(f"{path}: field '{field}': expected a mapping like {{accounts: {{pick: '4010'}}}}")
+    merged = {**defaults, **own, "accounts": {**defaults.get("accounts", {}), **own.get("accounts", {})}}
+    try:
+        return GlAccounts(**merged)
+    except ValidationError as exc:
+        raise _first_error(path, field, exc) from None
+
+
+@functools.cache
+def shipped_gl_accounts() -> GlAccounts:
+    """The accounts of the shipped defaults file: what a policy built by hand exports with."""
+    return GlAccounts(**_gl_defaults(SHIPPED_POLICIES_DIR)[1])
+
+
 @functools.cache
 def shipped_defaults() -> TenantPolicy:
     """The default policy of the shipped policy files (no tenant, no environment override): what a
@@ -498,6 +546,7 @@ def load_registry(
     policies_dir = Path(policies_dir)
     tenants_path = Path(tenants_file) if tenants_file else policies_dir / "tenants.yaml"
     sla_defaults, tariff_defaults = _default_values(policies_dir, overrides)
+    gl_path, gl_defaults = _gl_defaults(policies_dir)
 
     doc = _read_yaml(tenants_path)
     tenants = doc.get("tenants") if isinstance(doc, dict) else None
@@ -522,6 +571,7 @@ def load_registry(
         spec["sla"] = _merged(sla_defaults, spec.get("sla", {}))
         spec["tariff"] = _merged(tariff_defaults, spec.get("tariff", {}))
         cards = spec.pop("rate_cards", None)
+        spec["gl_accounts"] = _gl_accounts(gl_defaults, spec.get("gl_accounts"), tenants_path, f"tenants.{name}.gl_accounts")
         try:
             policy = TenantPolicy(tenant=str(name), **spec)
         except ValidationError as exc:
@@ -532,8 +582,9 @@ def load_registry(
             versions = _rate_card_versions(cards, spec["tariff"], tenants_path, f"tenants.{name}.rate_cards")
             policy = policy.model_copy(update={"rate_cards": versions})
         policies.append(policy)
-    defaults = TenantPolicy(tenant=DEFAULT_TENANT_KEY, sla=sla_defaults, tariff=tariff_defaults)
-    sources = (policies_dir / "default_sla.yaml", policies_dir / "default_tariffs.yaml", tenants_path, *secret_files)
+    defaults = TenantPolicy(tenant=DEFAULT_TENANT_KEY, sla=sla_defaults, tariff=tariff_defaults,
+                            gl_accounts=GlAccounts(**gl_defaults))
+    sources = (policies_dir / "default_sla.yaml", policies_dir / "default_tariffs.yaml", gl_path, tenants_path, *secret_files)
     return TenantRegistry(tuple(policies), defaults, tuple(p.resolve() for p in sources))
 
 

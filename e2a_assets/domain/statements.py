@@ -28,6 +28,7 @@ from e2a_assets.domain.billing import (
     ratio,
 )
 from e2a_assets.domain.notes import CREDIT, DEBIT, RECALCULATION, adjustment_notes, month_close_notes, month_closed, note_totals
+from e2a_assets.domain.payments import INVOICE_STATES, OVERDUE, invoice_states, month_payments, paid_cents
 from e2a_assets.domain.policies import FIRST_RATE_CARD_VERSION, TenantRegistry, shipped_defaults
 
 ADJUSTMENT_STATUSES = (AUTO_APPLIED, APPLIED_FLAGGED, PENDING_REVIEW, APPROVED, REJECTED)
@@ -40,14 +41,14 @@ STATEMENT_COLUMNS = [
     "tenant", "month", "month_start", "month_end", "currency", "invoiced_orders", "gross_cents",
     "discount_rate", "discount_cents", "minimum_fee_cents", "minimum_top_up_cents",
     "adjustments_count", "adjustments_cents", "pending_review_cents", "closed", "credit_notes_count",
-    "credit_notes_cents", "debit_notes_count", "debit_notes_cents", "net_due_cents",
-    "overdue_invoices", "overdue_cents", "as_of",
+    "credit_notes_cents", "debit_notes_count", "debit_notes_cents", "net_due_cents", "payments_cents",
+    "balance_due_cents", "overdue_invoices", "overdue_cents", "as_of",
 ]  # fmt: skip
 REPORT_COLUMNS = [
     "tenant", "day", "invoices_issued", "invoiced_cents", "held_orders", "held_cents", "hold_reasons",
     "adjustments_auto_applied", "adjustments_applied_flagged", "adjustments_pending_review",
     "revenue_impact_cents", "pending_review_cents", "invoices_open", "invoices_overdue",
-    "invoices_paid", "status_breakdown", "overdue_cents", "as_of",
+    "invoices_paid", "invoices_partially_paid", "status_breakdown", "overdue_cents", "as_of",
 ]  # fmt: skip
 
 
@@ -174,16 +175,14 @@ def _with_applied_adjustments(invoices: pd.DataFrame, adjustments: pd.DataFrame 
     return invoices["amount_cents"].astype(np.int64) + as_int(owed["applied_cents"]).to_numpy()
 
 
-def _overdue_mask(invoices: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
-    """Issued by as_of, due strictly before the as_of date, and not paid by as_of."""
-    as_of_day = pd.Timestamp(_as_of_date(as_of))
-    issued = as_dates(invoices["invoice_date"]) <= as_of_day
-    due = as_dates(invoices["due_date"]) < as_of_day
-    unpaid = pd.Series(True, index=invoices.index)
-    if "paid_at" in invoices.columns:
-        paid_at = pd.to_datetime(invoices["paid_at"], utc=True)
-        unpaid = paid_at.isna() | (paid_at > as_of)
-    return (issued & due & unpaid).to_numpy()
+def states_at(invoices: pd.DataFrame, adjustments: pd.DataFrame | None, payments: pd.DataFrame | None,
+              as_of: pd.Timestamp) -> pd.DataFrame:
+    """Each invoice's status at `as_of` (domain/payments.py::invoice_states, same index): its
+    adjustments applied by as_of and its account's payments received by as_of."""
+    frame = invoices.assign(adjustments_cents=_with_applied_adjustments(invoices, adjustments, as_of)
+                            - invoices["amount_cents"].astype(np.int64),
+                            paid_cents=paid_cents(invoices, payments, as_of))  # fmt: skip
+    return invoice_states(frame, as_of)
 
 
 def build_monthly_statements(
@@ -195,6 +194,7 @@ def build_monthly_statements(
     tenants: Iterable[str] = (),
     overdue: pd.DataFrame | None = None,
     notes: pd.DataFrame | None = None,
+    payments: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One statement per tenant (every registry tenant, plus any tenant with invoices) for the
     month starting `month_start`, columns `STATEMENT_COLUMNS`.
@@ -215,7 +215,10 @@ def build_monthly_statements(
     RECALCULATION notes; net due = gross + Σ debit notes − Σ credit notes, every figure a
     document. In a month still open at as_of (`closed` False) discount and top-up are provisional
     figures not yet issued, so they are not in the net due. pending_review = adjustments dated in
-    the month still pending at as_of. Overdue: all the tenant's invoices (any month) past due at as_of.
+    the month still pending at as_of. Overdue: all the tenant's invoices (any month) past due at as_of,
+    for what is left to pay on them. `payments` (tenant, invoice_number, document_month,
+    amount_cents, payment_date; domain/payments.py): those received by as_of against the month's
+    documents are `payments_cents`; balance due = net due − payments.
     """
     as_of = pd.Timestamp(as_of)
     as_of_day = pd.Timestamp(_as_of_date(as_of))
@@ -269,18 +272,20 @@ def build_monthly_statements(
                 "debit_notes_count", "debit_notes_cents"):
         st[col] = as_int(st["tenant"].map(totals[col]))
     st["net_due_cents"] = st["gross_cents"] + st["debit_notes_cents"] - st["credit_notes_cents"]
+    st["payments_cents"] = as_int(st["tenant"].map(month_payments(payments, start.strftime("%Y%m"), as_of)))
+    st["balance_due_cents"] = st["net_due_cents"] - st["payments_cents"]
 
     if overdue is not None:
         by_tenant = overdue.set_index("tenant").rename(columns={"invoices_overdue": "size", "overdue_cents": "sum"})
     else:
-        late = inv[_overdue_mask(inv, as_of)] if len(inv) else inv
-        owed = late.assign(_owed=_with_applied_adjustments(late, adjustments, as_of)) if len(late) else late.assign(_owed=0)
-        by_tenant = owed.groupby("tenant")["_owed"].agg(["size", "sum"])
+        states = states_at(inv, adjustments, payments, as_of) if len(inv) else pd.DataFrame(columns=["state", "balance_cents"])
+        late = inv.assign(_owed=states["balance_cents"])[(states["state"] == OVERDUE).to_numpy()] if len(inv) else inv.assign(_owed=0)
+        by_tenant = late.groupby("tenant")["_owed"].agg(["size", "sum"])
     st["overdue_invoices"] = as_int(st["tenant"].map(by_tenant["size"]))
     st["overdue_cents"] = as_int(st["tenant"].map(by_tenant["sum"]))
     st["month_end"] = (end - pd.Timedelta(days=1)).date()
     st["as_of"] = pd.Series(as_of, index=st.index).dt.tz_convert("UTC") if as_of.tzinfo else as_of
-    for col in ("discount_cents", "minimum_top_up_cents", "net_due_cents"):
+    for col in ("discount_cents", "minimum_top_up_cents", "net_due_cents", "payments_cents", "balance_due_cents"):
         st[col] = st[col].astype(np.int64)
     return st[STATEMENT_COLUMNS]
 
@@ -305,10 +310,11 @@ def build_billing_report(
     as_of: pd.Timestamp,
     day: date,
     earlier: pd.DataFrame | None = None,
+    payments: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per tenant for `day` (columns `REPORT_COLUMNS`).
 
-    `earlier` (tenant, invoices_open, invoices_overdue, invoices_paid, overdue_cents, as
+    `earlier` (tenant, invoices_open, invoices_partially_paid, invoices_overdue, invoices_paid, overdue_cents, as
     `services/billing_reads.py::ledger_states` computes them) stands for the invoices issued
     before the ones passed in `invoices`: its counts and overdue amount are added to the status
     breakdown. Passing every invoice and no `earlier` is the reference computation.
@@ -316,8 +322,11 @@ def build_billing_report(
     Issued: invoices with invoice_date == day. Held: orders of `billable` held at as_of whose
     invoice_date <= day (the backlog), `hold_reasons` as "CODE:count" and held_cents when
     `billable` carries amount_cents (priced totals). Adjustments: those dated `day`, by their
-    status at as_of (a later review does not count yet); revenue impact = their applied deltas. Status breakdown over every invoice issued by `day`:
-    paid (paid_at <= as_of, when invoices carry paid_at), overdue at as_of, else open.
+    status at as_of (a later review does not count yet); revenue impact = their applied deltas.
+    Status breakdown over every invoice issued by `day`: its status at as_of (domain/payments.py:
+    open, partially paid, overdue, paid) from its applied adjustments and the `payments` on its
+    account (tenant, invoice_number, amount_cents, payment_date); the overdue amount is what is
+    left to pay on the overdue ones.
     """
     as_of = pd.Timestamp(as_of)
     the_day = pd.Timestamp(day)
@@ -326,7 +335,7 @@ def build_billing_report(
     adj = reviewed_as_of(adjustments, as_of) if adjustments is not None and len(adjustments) else \
         _empty_adjustments().assign(adjustment_date=None)
     before = earlier.set_index("tenant") if earlier is not None else pd.DataFrame(
-        columns=["invoices_open", "invoices_overdue", "invoices_paid", "overdue_cents"])
+        columns=[*(f"invoices_{state}" for state in INVOICE_STATES), "overdue_cents"])
     tenants = sorted(set(inv["tenant"]) | set(bil["tenant"]) | set(adj["tenant"]) | set(before.index))
     rep = pd.DataFrame({"tenant": tenants})
     m = lambda s: as_int(rep["tenant"].map(s))  # noqa: E731  (per-tenant count/sum, 0 when none)
@@ -352,19 +361,15 @@ def build_billing_report(
     rep["pending_review_cents"] = m(today[today["status"] == PENDING_REVIEW].groupby("tenant")["delta_cents"].sum())
 
     book = inv[(inv_day <= the_day).to_numpy()].copy()
-    paid = pd.Series(False, index=book.index)
-    if "paid_at" in book.columns:
-        paid_at = pd.to_datetime(book["paid_at"], utc=True)
-        paid = paid_at.notna() & (paid_at <= as_of)
-    overdue = pd.Series(_overdue_mask(book, as_of), index=book.index) if len(book) else paid
-    book["state"] = np.select([paid.to_numpy(), overdue.to_numpy()], ["paid", "overdue"], default="open")
-    states = book.groupby(["tenant", "state"]).size().rename("n").reset_index()
-    for state in ("open", "overdue", "paid"):
-        rep[f"invoices_{state}"] = m(states[states["state"] == state].set_index("tenant")["n"]) + m(before[f"invoices_{state}"])
-    rep["status_breakdown"] = "open:" + rep["invoices_open"].astype(str) + ",overdue:" + rep["invoices_overdue"].astype(str) + ",paid:" + rep["invoices_paid"].astype(str)
-    late = book[book["state"] == "overdue"]
-    owed = _with_applied_adjustments(late, adjustments, as_of) if len(late) else pd.Series(dtype=np.int64)
-    rep["overdue_cents"] = m(owed.groupby(late["tenant"]).sum() if len(late) else pd.Series(dtype=np.int64)) + m(before["overdue_cents"])
+    states = states_at(book, adjustments, payments, as_of) if len(book) else pd.DataFrame(columns=["state", "balance_cents"])
+    book["state"], book["_left"] = states["state"], states["balance_cents"]
+    counts = book.groupby(["tenant", "state"]).size().rename("n").reset_index()
+    for state in INVOICE_STATES:
+        rep[f"invoices_{state}"] = m(counts[counts["state"] == state].set_index("tenant")["n"]) + m(before[f"invoices_{state}"])
+    rep["status_breakdown"] = rep[[f"invoices_{s}" for s in INVOICE_STATES]].astype(str).apply(
+        lambda row: ",".join(f"{s}:{n}" for s, n in zip(INVOICE_STATES, row)), axis=1) if len(rep) else ""
+    late = book[book["state"] == OVERDUE]
+    rep["overdue_cents"] = m(late.groupby("tenant")["_left"].sum() if len(late) else pd.Series(dtype=np.int64)) + m(before["overdue_cents"])
     rep["day"] = the_day.date()
     rep["as_of"] = as_of
     return rep[REPORT_COLUMNS]

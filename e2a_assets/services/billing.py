@@ -152,6 +152,7 @@ def close_and_build_statements(
     adjustments = reads.adjustments_dated(engine, first, last)
     overdue = reads.ledger_states(engine, as_of)[["tenant", "invoices_overdue", "overdue_cents"]]
     tenants = reads.invoiced_tenants(engine)
+    paid = reads.payments_of_months(engine, [m.strftime("%Y%m") for m in month_starts(first, last)])
     parts, issued = [], []
     for month in month_starts(first, last):
         figures = build_monthly_statements(book, adjustments, registry, month, as_of, tenants, overdue)
@@ -159,7 +160,8 @@ def close_and_build_statements(
             issued.append(ledger.issue_month_close_notes(engine, figures[~figures["tenant"].isin(monthly)], run_id, as_of))
         end = (pd.Timestamp(month) + pd.offsets.MonthEnd(0)).date()
         notes = ledger.read_notes(engine, month, end)
-        statement = build_monthly_statements(book, adjustments, registry, month, as_of, tenants, overdue, notes=notes)
+        statement = build_monthly_statements(book, adjustments, registry, month, as_of, tenants, overdue, notes=notes,
+                                             payments=paid)
         parts.append(with_monthly_figures(engine, registry, statement, book, month, as_of))
     issued = [n for n in issued if len(n)]
     return (pd.concat(parts, ignore_index=True),

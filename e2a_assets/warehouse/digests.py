@@ -29,6 +29,8 @@ EXCLUDED: Mapping[str, str] = {
     "event_log": "the landing log: the input being reproduced from, not a result (its receive times "
                  "and commit order are the receiver's)",
     "dead_letters": "deliveries the receiver refused: input side, with receive and replay times",
+    "payments": "finance's record of money received (`e2a payments import`): an input like the event log, "
+                "not derived from the events",
     "alerts": "operational: raised by sensors for failed runs and checks, keyed by run ids, at wall-clock time",
     "receiver_heartbeats": "operational: each receiver's last /readyz write, by host and process, at wall-clock time",
 }  # fmt: skip

@@ -103,7 +103,8 @@ def refresh_billing_report(engine: Engine, first: dt.date, last: dt.date, as_of:
     held = reads.held_backlog(engine, last)
     adjustments = reads.adjustments_for_report(engine, first, last, book)
     earlier = reads.ledger_states(engine, as_of, before=first)
-    parts = [build_billing_report(book, held, adjustments, as_of, day, earlier) for day in each_day(first, last)]
+    paid = reads.payments_for(engine, book)
+    parts = [build_billing_report(book, held, adjustments, as_of, day, earlier, paid) for day in each_day(first, last)]
     frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
     replace_partition(engine, schema.billing_report, frame, "day", first, last)
     return frame

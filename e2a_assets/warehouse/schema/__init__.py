@@ -34,6 +34,7 @@ from e2a_assets.warehouse.schema.exceptions import (
 )
 from e2a_assets.warehouse.schema.landing import dead_letters, event_log, receiver_heartbeats, webhook_events
 from e2a_assets.warehouse.schema.operations import alerts, operations_summary
+from e2a_assets.warehouse.schema.payments import payments
 from e2a_assets.warehouse.schema.orders import CLOCKS, completed_orders, order_sla, orders, sla_metrics
 
 __all__ = [
@@ -43,6 +44,6 @@ __all__ = [
     "exceptions", "exception_priorities", "exception_actions", "exception_patterns", "exception_insights",
     "billable_orders", "invoices", "invoice_lines", "invoice_sequences", "invoice_adjustments",
     "notes", "note_lines", "note_sequences", "monthly_statements", "billing_report", "rate_card_versions", "line_events",
-    "order_charges",
+    "order_charges", "payments",
     "operations_summary", "alerts",
 ]  # fmt: skip

@@ -296,6 +296,9 @@ monthly_statements = Table(
     Column("debit_notes_count", Integer, nullable=False, default=0),
     Column("debit_notes_cents", BigInteger, nullable=False, default=0),
     Column("net_due_cents", BigInteger, nullable=False),
+    # Payments (domain/payments.py) against the month's documents, dated by as_of; balance due = net due − payments.
+    Column("payments_cents", BigInteger, nullable=False, default=0),
+    Column("balance_due_cents", BigInteger, nullable=False, default=0),
     Column("overdue_invoices", Integer, nullable=False),
     Column("overdue_cents", BigInteger, nullable=False),
     Column("as_of", TS, nullable=False),
@@ -317,6 +320,7 @@ billing_report = Table(
     Column("revenue_impact_cents", BigInteger, nullable=False),
     Column("pending_review_cents", BigInteger, nullable=False),
     *[Column(c, Integer, nullable=False) for c in ("invoices_open", "invoices_overdue", "invoices_paid")],
+    Column("invoices_partially_paid", Integer, nullable=False, default=0),  # domain/payments.py statuses
     Column("status_breakdown", String(128), nullable=False),
     Column("overdue_cents", BigInteger, nullable=False),
     Column("as_of", TS, nullable=False),
