@@ -1,7 +1,7 @@
 """Payments (issue 12 item 4): the `payments` ledger, `e2a payments import` / `record` (idempotent,
 all-or-nothing, refused rows reported with their row number and reason, never a traceback), and
 invoice statuses open / partially paid / overdue / paid at `as_of` in the domain, the billing
-report, the monthly statement and `e2a status`. Revision 0011_payments upgrades an existing ledger
+report, the monthly statement and `e2a status`. Revision 0009_payments upgrades an existing ledger
 without touching it."""
 
 import datetime as dt

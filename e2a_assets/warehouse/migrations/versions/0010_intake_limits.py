@@ -3,16 +3,16 @@ takes a write. A new table only; the ledger is untouched.
 
 Self-contained: only `down_revision` names another revision (re-chaining is a one-line change).
 
-Revision ID: 0013_intake_limits
-Revises: 0008
+Revision ID: 0010_intake_limits
+Revises: 0009_payments
 Create Date: 2026-12-01 04:30:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0013_intake_limits'
-down_revision = '0008'
+revision = '0010_intake_limits'
+down_revision = '0009_payments'
 branch_labels = None
 depends_on = None
 

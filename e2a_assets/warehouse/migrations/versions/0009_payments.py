@@ -6,7 +6,7 @@ the next run of their partition.
 
 Self-contained: only `down_revision` names another revision (re-chaining is a one-line change).
 
-Revision ID: 0011_payments
+Revision ID: 0009_payments
 Revises: 0008
 Create Date: 2026-12-01 04:10:00
 """
@@ -14,7 +14,7 @@ Create Date: 2026-12-01 04:10:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011_payments'
+revision = '0009_payments'
 down_revision = '0008'
 branch_labels = None
 depends_on = None
