@@ -85,7 +85,9 @@ class TenantRegistryResource(dg.ConfigurableResource):
         worker host with an older tenants.yaml, other overrides): the step fails, without retries,
         with the one line naming both digests and the file."""
         run = context.run
-        launched = run.tags.get(REGISTRY_DIGEST_TAG) if run is not None else None
+        # A re-execution inherits its parent's tags, so the digest is the one the failed run was
+        # launched with — typically before the registry was mended; only first runs are compared.
+        launched = run.tags.get(REGISTRY_DIGEST_TAG) if run is not None and not run.parent_run_id else None
         here = self.get_registry().digest
         if launched and launched != here:
             raise dg.Failure(

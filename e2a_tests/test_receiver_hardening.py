@@ -388,7 +388,7 @@ def test_readyz_is_503_while_sqlite_writes_are_locked_and_deliveries_get_503_wit
     limits = ReceiverLimits(ready_timeout_s=0.5)
     for live in serve(sqlite_url, limits):
         with httpx.Client(base_url=live.base_url, timeout=10) as client:
-            assert client.get("/readyz").json() == {"status": "ready", "warehouse": "sqlite"}
+            assert client.get("/readyz").json() == {"status": "ready", "warehouse": "sqlite", "registry": REGISTRY.digest}
             lock = sqlite3.connect(make_url(sqlite_url).database, isolation_level=None)
             lock.execute("BEGIN IMMEDIATE")  # another writer holds the write lock; reads still work
             try:
@@ -412,7 +412,7 @@ def test_readyz_is_503_while_sqlite_writes_are_locked_and_deliveries_get_503_wit
 def test_readyz_is_503_while_postgres_cannot_write_the_heartbeat(postgres_warehouse_url: str):
     for live in serve(postgres_warehouse_url, ReceiverLimits(ready_timeout_s=0.5)):
         with httpx.Client(base_url=live.base_url, timeout=10) as client:
-            assert client.get("/readyz").json() == {"status": "ready", "warehouse": "postgresql"}
+            assert client.get("/readyz").json() == {"status": "ready", "warehouse": "postgresql", "registry": REGISTRY.digest}
             locker = make_engine(postgres_warehouse_url)
             with locker.connect() as conn:
                 conn.execute(text("LOCK TABLE receiver_heartbeats IN ACCESS EXCLUSIVE MODE"))

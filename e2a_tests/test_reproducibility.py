@@ -22,7 +22,8 @@ from sqlalchemy import Column, Integer, MetaData, Table
 
 from e2a_assets.definitions import build_definitions
 from e2a_assets.intake.ingestor import Ingestor
-from e2a_assets.resources import AS_OF_TAG, ClockResource
+from e2a_assets.domain.policies import load_registry
+from e2a_assets.resources import AS_OF_TAG, REGISTRY_DIGEST_TAG, ClockResource
 from e2a_assets.simulator.runner import ingest_deliveries
 from e2a_assets.simulator.traffic import generate
 from e2a_assets.warehouse import digests, schema
@@ -284,7 +285,9 @@ def test_a_platform_run_reexecuted_from_failure_keeps_its_evaluation_time(sqlite
         original = tenants_file.read_text()
         tenant = registry.policies[0].tenant
         tenants_file.write_text(original.replace(f"  {tenant}:\n", f"  {tenant}:\n    tariff:\n      pick_cents: 999\n", 1))
-        with dg.execute_job(job, instance=instance, tags=range_tags, raise_on_error=False) as failed:
+        # Launched the way a reloaded code location launches it: with the edited registry's digest.
+        edited = {REGISTRY_DIGEST_TAG: load_registry(tmp_path / "policies", tenants_file).digest}
+        with dg.execute_job(job, instance=instance, tags={**range_tags, **edited}, raise_on_error=False) as failed:
             assert not failed.success
             failed_steps = {e.step_key for e in failed.all_events if e.is_step_failure}
         root_time = created(instance, failed.run_id).isoformat()

@@ -306,8 +306,10 @@ class TenantRegistry:
         """A short fingerprint of what the registry bills by (every tenant's policy, rate cards and
         the defaults, secrets left out): two processes with different tenants.yaml or overrides
         have different digests, so one that would bill differently is reported, not trusted."""
-        secret = {"resolved_secret", "webhook_secret_dev", "webhook_secret_env"}
-        content = [p.model_dump(mode="json", exclude=secret) for p in (*self.policies, *filter(None, [self.defaults]))]
+        # How deliveries are authenticated (secrets, their rotation) does not change a bill: a
+        # rotated or differently resolved secret must not set processes apart.
+        intake = {f for f in TenantPolicy.model_fields if f.startswith(("webhook_", "resolved_"))}
+        content = [p.model_dump(mode="json", exclude=intake) for p in (*self.policies, *filter(None, [self.defaults]))]
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def default_policy(self) -> TenantPolicy:

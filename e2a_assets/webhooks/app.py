@@ -400,7 +400,7 @@ def create_app(
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
             return JSONResponse({"status": "unavailable", "warehouse": type(exc).__name__}, status_code=503)
         # The registry's digest: a balancer or monitor can see every receiver bills by the same one.
-        return JSONResponse({"status": "ready", "warehouse": engine.dialect.name, "registry": registry.digest})
+        return JSONResponse({"status": "ready", "warehouse": engine.dialect.name, "registry": registries.current().digest})
 
     async def metrics(request: Request) -> Response:
         """JSON by default; Prometheus text for a scraper (Accept: text/plain) or ?format=prometheus."""
