@@ -39,14 +39,28 @@ def missing_documents(invoice_dir: str | Path, book: pd.DataFrame) -> pd.Series:
     return missing
 
 
-def write_once(path: Path, data: bytes) -> bool:
-    """Write `data` to `path` unless it exists; False when it was already there."""
-    if path.exists():
-        return False
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file, so a reader never sees half a document."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def replace_if_changed(path: Path, data: bytes) -> bool:
+    """Write `data` to `path` unless it already holds exactly that; False when it did (a view of the
+    ledger, such as a statement or a month's zip, is rewritten only when what it says changed)."""
+    if path.exists() and path.read_bytes() == data:
+        return False
+    write_atomically(path, data)
+    return True
+
+
+def write_once(path: Path, data: bytes) -> bool:
+    """Write `data` to `path` unless it exists; False when it was already there."""
+    if path.exists():
+        return False
+    write_atomically(path, data)
     return True
 
 

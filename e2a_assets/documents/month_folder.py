@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
+from e2a_assets.documents.files import replace_if_changed
 from e2a_assets.documents.formatting import parse_month
 from e2a_assets.documents.invoices import DETAIL_COLUMNS, detail_csv, lines_for, write_charge_attachments, write_invoice_documents
 from e2a_assets.documents.model import policy_of
@@ -61,16 +62,6 @@ def _zip(folder: Path, files: list[Path], stamp: dt.date) -> bytes:
     return buffer.getvalue()
 
 
-def _replace_if_changed(path: Path, data: bytes) -> bool:
-    if path.exists() and path.read_bytes() == data:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return True
-
-
 def build_month_folder(engine: Engine, registry: TenantRegistry, issuer: Issuer, tenant: str, month: str,
                        output: str | Path) -> MonthFolder:  # fmt: skip
     """Write the tenant's documents of `month` (YYYY-MM) under `output`; idempotent."""
@@ -90,10 +81,10 @@ def build_month_folder(engine: Engine, registry: TenantRegistry, issuer: Issuer,
     written += write_statement(path, statement_document(tenant, yyyymm, invoices, notes, payments, policy, issuer))
     folder = path.parent
     detail = folder / f"{tenant.upper()}-{yyyymm}-orders.csv"
-    if _replace_if_changed(detail, order_detail(engine, invoices)):
+    if replace_if_changed(detail, order_detail(engine, invoices)):
         written.append(detail)
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.endswith(".tmp"))
     archive = folder.parent / f"{tenant.upper()}-{month}.zip"
-    if _replace_if_changed(archive, _zip(folder, files, end)):
+    if replace_if_changed(archive, _zip(folder, files, end)):
         written.append(archive)
     return MonthFolder(folder, archive, tuple(written), tuple(files))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
-from e2a_assets.documents.files import document_path
+from e2a_assets.documents.files import document_path, replace_if_changed
 from e2a_assets.documents.formatting import format_money
 from e2a_assets.documents.html import render_html
 from e2a_assets.documents.invoices import payment_closing
@@ -96,11 +96,6 @@ def write_statement(path: Path, doc: Document) -> list[Path]:
     """Write the statement's HTML and PDF when they differ from what is on disk."""
     written = []
     for target, data in ((path, render_html(doc).encode("utf-8")), (path.with_suffix(".pdf"), render_pdf(doc))):
-        if target.exists() and target.read_bytes() == data:
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(target)
-        written.append(target)
+        if replace_if_changed(target, data):
+            written.append(target)
     return written
