@@ -90,6 +90,9 @@ class Settings:
     # Postgres: seconds an open transaction may hold back the new-events sensor
     # (E2A_SENSOR_MAX_WAIT_S; docs/internals.md "Sensor staleness").
     sensor_max_wait_s: float = DEFAULT_MAX_WAIT_S
+    # `e2a serve --workers N`: the directory where every worker keeps its metrics
+    # (PROMETHEUS_MULTIPROC_DIR, set by the serving process for its workers; webhooks/prometheus.py).
+    metrics_dir: str | None = None
     # Where invoice and note documents are written (`E2A_INVOICE_DIR`, e.g. a shared mount);
     # None: `<data_dir>/invoices`.
     documents_dir: Path | None = None
@@ -137,6 +140,7 @@ class Settings:
             receiver_limits=_receiver_limits(env),
             sqlite_synchronous=_sqlite_synchronous(env),
             sensor_max_wait_s=_number(env, "E2A_SENSOR_MAX_WAIT_S") or DEFAULT_MAX_WAIT_S,
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             documents_dir=Path(env["E2A_INVOICE_DIR"]).resolve() if env.get("E2A_INVOICE_DIR") else None,
             executor=executor,
             run_launcher=run_launcher,
@@ -218,6 +222,7 @@ class Settings:
 _RECEIVER_LIMITS = {
     "max_header_bytes": int, "max_header_count": int, "head_timeout_s": float, "body_timeout_s": float,
     "keep_alive_s": float, "max_connections": int, "ingest_timeout_s": float, "ready_timeout_s": float,
+    "worker_healthcheck_s": int,
 }
 
 

@@ -61,9 +61,13 @@ def test_up_serves_receiver_and_ui_feeds_traffic_and_stops_cleanly(tmp_path):
             assert sock.connect_ex(("127.0.0.1", p)) != 0
 
 
-def test_serve_with_two_workers_stores_every_delivery_once(tmp_path, sqlite_url):
+def test_serve_with_two_workers_stores_every_delivery_once_and_metrics_add_up_across_workers(tmp_path, sqlite_url):
+    """Two worker processes share the port; /metrics, whichever worker answers it, counts the answers
+    of both (prometheus_client's multiprocess mode, in a directory of this run removed at exit)."""
     import json
+    from concurrent.futures import ThreadPoolExecutor
 
+    from prometheus_client.multiprocess import MultiProcessCollector
     from sqlalchemy import func, select
 
     from e2a_assets.warehouse import schema
@@ -72,23 +76,44 @@ def test_serve_with_two_workers_stores_every_delivery_once(tmp_path, sqlite_url)
 
     port = free_port()
     url = sqlite_url  # migrated: an explicit DATABASE_URL is not upgraded by `e2a serve`
-    env = {**os.environ, "E2A_DATA_DIR": str(tmp_path), "DATABASE_URL": url}
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "E2A_DATA_DIR": str(tmp_path), "DATABASE_URL": url, "TMPDIR": str(scratch)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen([str(BIN / "e2a"), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
+
+    def deliver(n: int) -> int:
+        body = json.dumps({"event_id": f"w-{n % 40}", "event_type": "pick_completed", "order_id": str(n % 40),
+                           "occurred_at": "2025-08-01T10:00:00Z"}).encode()
+        # A new connection per delivery, so the kernel hands them to both workers.
+        return httpx.post(f"{base}/webhooks/wms", content=body, timeout=30, headers={
+            "X-E2A-Tenant": "demo-3pl", "X-E2A-Hmac-Sha256": sign("dev-secret-demo-3pl", body)}).status_code
+
     try:
         assert wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, 60)
-        codes = []
-        with httpx.Client(timeout=30) as client:
-            for n in range(60):
-                body = json.dumps({"event_id": f"w-{n % 40}", "event_type": "pick_completed", "order_id": str(n % 40),
-                                   "occurred_at": "2025-08-01T10:00:00Z"}).encode()
-                codes.append(client.post(f"{base}/webhooks/wms", content=body, headers={
-                    "X-E2A-Tenant": "demo-3pl", "X-E2A-Hmac-Sha256": sign("dev-secret-demo-3pl", body)}).status_code)
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(deliver, range(60)))
         assert codes == [200] * 60
+        (metrics_dir,) = scratch.glob("e2a-receiver-metrics-*")
+        per_worker = {}
+        for path in metrics_dir.glob("counter_*.db"):
+            samples = [s for m in MultiProcessCollector.merge([str(path)]) for s in m.samples
+                       if s.name == "e2a_webhook_requests_total"]
+            per_worker[path.stem] = sum(s.value for s in samples)
+        assert len([n for n in per_worker.values() if n]) == 2, per_worker  # both workers answered some
+        assert sum(per_worker.values()) == 60
+        for _ in range(6):  # scrapes on new connections reach either worker: each sees the sum
+            metrics = httpx.get(f"{base}/metrics").json()
+            assert metrics["requests"]["stored"] == 40 and metrics["requests"]["duplicate"] == 20
+            assert metrics["batched_deliveries"] == 60
+            scrape = httpx.get(f"{base}/metrics?format=prometheus").text
+            assert 'e2a_webhook_request_duration_seconds_count{outcome="stored",source="wms"} 40.0' in scrape
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=30)
+    assert not list(scratch.glob("e2a-receiver-metrics-*"))  # the run's directory went with it
     with make_engine(url).connect() as conn:
         assert conn.execute(select(func.count()).select_from(schema.event_log)).scalar_one() == 40
 

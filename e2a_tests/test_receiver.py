@@ -424,14 +424,30 @@ def test_metrics_count_requests_per_outcome(receiver: Receiver):
     # A Prometheus scraper asks for text and gets the same counters in the exposition format.
     scrape = receiver.client.get("/metrics", headers={"Accept": "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"})
     assert scrape.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
-    series = dict(line.rsplit(" ", 1) for line in scrape.text.splitlines() if line and not line.startswith("#"))
-    assert series['e2a_webhook_requests_total{source="wms",outcome="stored"}'] == "1"
-    assert series['e2a_webhook_requests_total{source="wms",outcome="unauthorized"}'] == "1"
-    assert series['e2a_webhook_requests_total{source="carrier",outcome="dead_letter"}'] == "1"
-    assert series['e2a_webhook_requests_total{source="shopify",outcome="stored"}'] == "0"
-    assert int(series["e2a_group_commit_deliveries_total"]) == metrics["batched_deliveries"]
+    series = prometheus_samples(scrape.text)
+    assert series[("e2a_webhook_requests_total", (("outcome", "stored"), ("source", "wms")))] == 1
+    assert series[("e2a_webhook_requests_total", (("outcome", "unauthorized"), ("source", "wms")))] == 1
+    assert series[("e2a_webhook_requests_total", (("outcome", "dead_letter"), ("source", "carrier")))] == 1
+    assert series[("e2a_webhook_requests_total", (("outcome", "stored"), ("source", "shopify")))] == 0
+    assert series[("e2a_group_commit_batch_size_sum", ())] == metrics["batched_deliveries"] == 3  # stored, dup, dead
+    assert series[("e2a_group_commit_batch_size_count", ())] == metrics["batches"]
     assert "# TYPE e2a_webhook_requests_total counter" in scrape.text
+    # Latency histograms per source and outcome: every answer is in exactly one of them.
+    answered = sum(v for (name, _), v in series.items() if name == "e2a_webhook_request_duration_seconds_count")
+    assert answered == sum(counts.values()) == 4
+    stored_latency = (("le", "+Inf"), ("outcome", "stored"), ("source", "wms"))
+    assert series[("e2a_webhook_request_duration_seconds_bucket", stored_latency)] == 1
+    assert "# TYPE e2a_webhook_request_duration_seconds histogram" in scrape.text
+    assert "# TYPE e2a_group_commit_batch_size histogram" in scrape.text
     assert receiver.client.get("/metrics?format=prometheus").text.startswith("# HELP e2a_webhook_requests_total")
+
+
+def prometheus_samples(text: str) -> dict[tuple[str, tuple], float]:
+    """{(sample name, sorted labels): value} of a text exposition, parsed by prometheus_client."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 class _BrokenRegistry:

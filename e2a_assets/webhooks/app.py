@@ -21,7 +21,6 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, Callable, Sequence
@@ -86,18 +85,15 @@ def _expire(future: asyncio.Future) -> None:
 class GroupCommitter:
     """Collects concurrent deliveries and commits them together on one worker thread."""
 
-    def __init__(self, ingestor: Ingestor, *, batch_window_ms: float = 2, max_batch: int = 256,
-                 max_pending: int | None = None):
+    def __init__(self, ingestor: Ingestor, metrics: prometheus.ReceiverMetrics, *, batch_window_ms: float = 2,
+                 max_batch: int = 256, max_pending: int | None = None):
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self.ingestor = ingestor
+        self.metrics = metrics
         self.window = max(0.0, batch_window_ms / 1000.0)
         self.max_batch = max_batch
         self.max_pending = max_pending or max(1024, 32 * max_batch)
-        self.batches = 0
-        self.batched_deliveries = 0
-        self.largest_batch = 0
-        self.failed_batches = 0
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -178,13 +174,12 @@ class GroupCommitter:
                 await asyncio.sleep(self.window)
                 running = self._drain(batch)
             deliveries = [d for d, _ in batch]
+            began = time.perf_counter()
             try:
                 results = await loop.run_in_executor(self._executor, self._commit, deliveries)
             except BaseException as exc:  # noqa: BLE001 - the executor itself failed
                 results = [exc] * len(batch)
-            self.batches += 1
-            self.batched_deliveries += len(batch)
-            self.largest_batch = max(self.largest_batch, len(batch))
+            self.metrics.committed(len(batch), time.perf_counter() - began, self._queue.qsize())
             for (_, future), result in zip(batch, results):
                 if future.done():  # the request gave up (client gone or timed out)
                     continue
@@ -203,14 +198,14 @@ class GroupCommitter:
         try:
             return self.ingestor.ingest_many(deliveries)
         except STORAGE_DOWN as exc:
-            self.failed_batches += 1
+            self.metrics.failed_batches.inc()
             log.warning("warehouse unavailable, %d deliveries answered 503 (%s)", len(deliveries), _describe(exc))
             return [exc] * len(deliveries)
         except Exception as exc:  # noqa: BLE001
             # One poisonous delivery must not fail its neighbours: retry them one by one; a delivery
             # whose values the warehouse refuses becomes a dead letter (422), not a 503 forever.
             if len(deliveries) > 1:
-                self.failed_batches += 1
+                self.metrics.failed_batches.inc()
                 log.warning("batch of %d failed (%s); retrying deliveries one by one", len(deliveries), _describe(exc))
             out: list[IngestResult | BaseException] = []
             for delivery in deliveries:
@@ -266,6 +261,7 @@ def create_app(
     ready_timeout_s: float | None = None,
     window: TimeWindow | None = None,
     clock: Callable[[], float] = time.time,
+    metrics_dir: str | None = None,
 ) -> Starlette:
     """The receiver as an ASGI app: POST /webhooks/{shopify,wms,carrier}, GET /healthz, /readyz, /metrics.
 
@@ -274,6 +270,7 @@ def create_app(
     write probe and the accepted timestamps; a keyword given here overrides its limit.
     `registry` is a fixed registry or a `ReloadingRegistry` (what `e2a serve` passes); `clock`
     (Unix seconds) decides secret expiry and the Standard Webhooks timestamp window.
+    `metrics_dir`: the multiprocess directory of `e2a serve --workers N` (webhooks/prometheus.py).
     """
     limits = limits or ReceiverLimits()
     max_body_bytes = max_body_bytes or limits.max_body_bytes
@@ -282,14 +279,14 @@ def create_app(
     body_timeout_s = limits.body_timeout_s
     registries = registry if isinstance(registry, ReloadingRegistry) else StaticRegistry(registry)
     ingestor = Ingestor(engine, window=window or limits.window)
-    committer = GroupCommitter(ingestor, batch_window_ms=batch_window_ms, max_batch=max_batch)
-    counts: Counter[str] = Counter({o: 0 for o in OUTCOMES})
-    by_source: dict[str, Counter[str]] = {s: Counter() for s in SOURCES}
-    started = time.time()
+    metrics = prometheus.ReceiverMetrics(SOURCES, OUTCOMES, multiprocess_dir=metrics_dir)
+    registries.on_reload = metrics.registry_reloaded
+    committer = GroupCommitter(ingestor, metrics, batch_window_ms=batch_window_ms, max_batch=max_batch)
+    perf_counter = time.perf_counter
 
-    def count(source: str, outcome: str) -> None:
-        counts[outcome] += 1
-        by_source[source][outcome] += 1
+    def count(source: str, outcome: str, began: float) -> None:
+        """Every answer to a delivery is counted once, with its time since the request began."""
+        metrics.answered(source, outcome, perf_counter() - began)
 
     def tenant_of(source: str, request: Request) -> TenantPolicy | None:
         current = registries.current()
@@ -310,26 +307,26 @@ def create_app(
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def too_large(source: str) -> JSONResponse:
-        count(source, TOO_LARGE)
+    def too_large(source: str, began: float) -> JSONResponse:
+        count(source, TOO_LARGE, began)
         return _json(413, {"error": "payload too large", "max_bytes": max_body_bytes}, close=True)
 
-    async def receive(request: Request, source: str) -> JSONResponse:
+    async def receive(request: Request, source: str, began: float) -> JSONResponse:
         declared = request.headers.get("content-length")
         if declared is not None:
             try:
                 declared_size = int(declared)
             except ValueError:
-                count(source, BAD_REQUEST)
+                count(source, BAD_REQUEST, began)
                 return _json(400, {"error": "invalid Content-Length"}, close=True)
             if declared_size > max_body_bytes:
-                return too_large(source)
+                return too_large(source, began)
 
         policy = tenant_of(source, request)
         now = clock()
         secrets = policy.webhook_secrets(dt.datetime.fromtimestamp(now, dt.timezone.utc)) if policy else ()
         if policy is None or not secrets:
-            count(source, UNAUTHORIZED)
+            count(source, UNAUTHORIZED, began)
             log.info("401 %s: %s", source, "unknown tenant" if policy is None else f"no active secret for {policy.tenant}")
             return _json(401, _UNAUTHORIZED_BODY, close=True)
 
@@ -337,25 +334,25 @@ def create_app(
             async with asyncio.timeout(body_timeout_s):
                 body = await read_body(request)
         except TimeoutError:
-            count(source, TIMED_OUT)
+            count(source, TIMED_OUT, began)
             log.info("408 %s/%s: body not complete within %.0f s", policy.tenant, source, body_timeout_s)
             return _json(408, {"error": "body not received in time"}, close=True)
         except ClientDisconnect:
             # Nothing was stored and nobody is listening: count it, no traceback, no dead letter.
-            count(source, DISCONNECTED)
+            count(source, DISCONNECTED, began)
             log.info("%s/%s: sender disconnected before the body was complete", policy.tenant, source)
             return _json(400, {"error": "incomplete body"}, close=True)
         if body is None:
-            return too_large(source)
+            return too_large(source, began)
         problem = signature_problem(source, secrets, request.headers, body, now=now,
                                     require_timestamp=policy.webhook_require_timestamp)
         if problem is not None:
-            count(source, UNAUTHORIZED)
+            count(source, UNAUTHORIZED, began)
             log.info("401 %s: %s (tenant %s)", source, problem, policy.tenant)
             return _json(401, _UNAUTHORIZED_BODY)
 
         if committer.full():
-            count(source, UNAVAILABLE)
+            count(source, UNAVAILABLE, began)
             log.warning("503 %s: %d deliveries already waiting for the warehouse", source, committer.pending)
             return _json(503, {"error": "receiver busy", "retry": True}, headers={"Retry-After": "1"})
 
@@ -364,12 +361,12 @@ def create_app(
         try:
             result = await committer.submit(delivery, ingest_timeout_s)
         except STORAGE_DOWN as exc:
-            count(source, UNAVAILABLE)
+            count(source, UNAVAILABLE, began)
             if isinstance(exc, TimeoutError):
                 log.warning("503 %s/%s: no commit within %.1f s", policy.tenant, source, ingest_timeout_s)
             return _json(503, {"error": "storage unavailable", "retry": True}, headers={"Retry-After": "5"})
 
-        count(source, result.outcome)
+        count(source, result.outcome, began)
         if result.outcome == DEAD_LETTER:
             return _json(422, {"status": DEAD_LETTER, "error": "malformed delivery", "reason": result.reason,
                                "dead_letter_id": result.dead_letter_id})
@@ -377,10 +374,11 @@ def create_app(
 
     def endpoint(source: str):
         async def handle(request: Request) -> JSONResponse:
+            began = perf_counter()
             try:
-                return await receive(request, source)
+                return await receive(request, source, began)
             except Exception:  # noqa: BLE001 - a genuine bug: log it, never show internals
-                count(source, ERROR)
+                count(source, ERROR, began)
                 log.exception("500 %s: unexpected error while receiving a webhook", source)
                 return _json(500, {"error": "internal error"}, close=True)
 
@@ -402,23 +400,12 @@ def create_app(
         # The registry's digest: a balancer or monitor can see every receiver bills by the same one.
         return JSONResponse({"status": "ready", "warehouse": engine.dialect.name, "registry": registries.current().digest})
 
-    async def metrics(request: Request) -> Response:
-        """JSON by default; Prometheus text for a scraper (Accept: text/plain) or ?format=prometheus."""
-        snapshot = {
-            "requests": dict(counts),
-            "requests_by_source": {s: dict(c) for s, c in by_source.items()},
-            "batches": committer.batches,
-            "batched_deliveries": committer.batched_deliveries,
-            "largest_batch": committer.largest_batch,
-            "failed_batches": committer.failed_batches,
-            "pending": committer.pending,
-            "registry_reloads": registries.reloads,
-            "registry_failed_reloads": registries.failed_reloads,
-            "uptime_s": round(time.time() - started, 3),
-        }
+    async def scrape(request: Request) -> Response:
+        """JSON by default; Prometheus text for a scraper (Accept: text/plain) or ?format=prometheus.
+        Every worker's figures, added up (webhooks/prometheus.py)."""
         if prometheus.wants_prometheus(request.headers.get("accept"), request.query_params.get("format")):
-            return Response(prometheus.render(snapshot), media_type=prometheus.CONTENT_TYPE)
-        return JSONResponse(snapshot)
+            return Response(metrics.render(), media_type=prometheus.CONTENT_TYPE)
+        return JSONResponse(metrics.snapshot())
 
     async def server_error(_request: Request, exc: Exception) -> JSONResponse:
         log.error("500: unhandled %s", type(exc).__name__)
@@ -431,15 +418,16 @@ def create_app(
             yield
         finally:
             await committer.stop()
+            metrics.process_exiting()
 
     routes = [Route(f"/webhooks/{s}", endpoint(s), methods=["POST"]) for s in SOURCES]
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route("/metrics", scrape, methods=["GET"]),
     ]
     app = ReceiverApp(routes=routes, lifespan=lifespan, exception_handlers={Exception: server_error})
     app.webhook_handlers = {route.path: route.endpoint for route in routes if route.path.startswith("/webhooks/")}
     app.state.committer = committer
-    app.state.counts = counts
+    app.state.metrics = metrics
     return app

@@ -24,4 +24,8 @@ class ReceiverLimits:
     max_connections: int = 512  # per worker; above it uvicorn answers 503 (uvicorn's limit_concurrency)
     ingest_timeout_s: float = 3.0  # to commit, else 503 + Retry-After (Shopify gives up after 5 s)
     ready_timeout_s: float = 2.0  # for /readyz to write its heartbeat
+    # `--workers N`: seconds a worker may take to answer uvicorn's liveness ping before it is killed
+    # and replaced. uvicorn's 5 s default kills workers that are still starting on a loaded host
+    # (the ping is only answered once the spawned process runs uvicorn's code), over and over.
+    worker_healthcheck_s: int = 60
     window: TimeWindow = DEFAULT_WINDOW  # timestamps accepted (domain/intake_limits.py)

@@ -61,6 +61,8 @@ class ReloadingRegistry:
         self._next_check = monotonic() + check_interval_s
         self.reloads = 0
         self.failed_reloads = 0
+        # Told of each reload (True) or failed reload (False): the receiver's metrics count them.
+        self.on_reload: Callable[[bool], None] = lambda ok: None
 
     def current(self) -> TenantRegistry:
         """The registry now; re-reads its files when one of them changed since the last look."""
@@ -81,6 +83,7 @@ class ReloadingRegistry:
             registry = self._load()
         except PolicyError as exc:
             self.failed_reloads += 1
+            self.on_reload(False)
             log.error("tenant registry not reloaded, the previous one stays in force: %s", exc)
             return
         self._registry = registry
@@ -90,6 +93,7 @@ class ReloadingRegistry:
             self._stamp = _stamp(self._paths)
             self._digest = _digest(self._paths)
         self.reloads += 1
+        self.on_reload(True)
         log.info("tenant registry reloaded: %d tenant(s)", len(registry.policies))
 
 
@@ -101,6 +105,7 @@ class StaticRegistry:
 
     def __init__(self, registry: TenantRegistry):
         self._registry = registry
+        self.on_reload: Callable[[bool], None] = lambda ok: None
 
     def current(self) -> TenantRegistry:
         return self._registry

@@ -10,7 +10,9 @@ event_id), so any receiver may take any delivery or its retry. SQLite suits one 
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -46,7 +48,8 @@ def app_from_env() -> Starlette:
     """The receiver app for one worker process (`e2a serve --workers N`): each worker reads the
     settings and opens its own connection pool."""
     settings = Settings.from_env()
-    return create_app(_checked_engine(settings), ReloadingRegistry(settings.registry), limits=settings.receiver_limits)
+    return create_app(_checked_engine(settings), ReloadingRegistry(settings.registry), limits=settings.receiver_limits,
+                      metrics_dir=settings.metrics_dir)
 
 
 def server_options(limits: ReceiverLimits) -> dict:
@@ -86,9 +89,13 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_lev
     engine = _checked_engine(settings)
     if workers > 1:
         engine.dispose()
-        # Worker processes are spawned: they import the protocol by name and read the same environment.
+        # Worker processes are spawned: they import the protocol by name and read the same environment,
+        # including the run's own, empty metrics directory (so no figures of an earlier run count).
         options["http"] = ENVIRONMENT_PROTOCOL
-        uvicorn.run("e2a_assets.webhooks.server:app_from_env", factory=True, workers=workers, **options)
+        with tempfile.TemporaryDirectory(prefix="e2a-receiver-metrics-") as metrics_dir:
+            os.environ.update(PROMETHEUS_MULTIPROC_DIR=metrics_dir)
+            uvicorn.run("e2a_assets.webhooks.server:app_from_env", factory=True, workers=workers,
+                        timeout_worker_healthcheck=limits.worker_healthcheck_s, **options)
         return
     try:
         app = create_app(engine, ReloadingRegistry(settings.registry), limits=limits)
