@@ -139,7 +139,7 @@ def test_upgrade_makes_exactly_the_declared_schema(empty_database):
     result = migrate.upgrade(empty_database)
     assert (result.before, result.after, result.adopted) == (None, HEAD, False)
     assert table_names(empty_database) == sorted([*TABLES, migrate.VERSION_TABLE])
-    assert len(TABLES) == 29  # 27 + receiver_heartbeats (0010_intake_limits) + payments (0009_payments)
+    assert len(TABLES) == 30  # 27 + receiver_heartbeats (0010_intake_limits) + payments (0009_payments) + event_readers (0012_event_readers)
     assert schema_differences(empty_database) == []
     if empty_database.startswith("postgresql"):
         # The receiver's commit order (warehouse/event_cursor.py) depends on this default.

@@ -236,3 +236,61 @@ def test_an_uncommitted_landing_write_open_past_the_bound_is_read_once_committed
         assert fourth.run_requests == []
         assert json.loads(cursor) == {"commit_seq": json.loads(cursor)["commit_seq"], "id": 2, "epoch": 0}
     engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# cursor lag (warehouse/event_readers.py): the sensor saves where it stands; `e2a status` and the
+# receiver's /metrics measure how far that is behind the newest committed event.
+
+
+def test_the_sensor_saves_its_position_and_its_lag_is_measured(warehouse_url, tmp_path):
+    from e2a_assets.cli.status import collect_status
+    from e2a_assets.resources import WarehouseResource
+    from e2a_assets.warehouse.event_readers import reader_lags
+
+    engine = make_engine(warehouse_url)
+    defs = build_definitions(settings_for(warehouse_url, tmp_path))
+    ingestor = Ingestor(engine)
+    ingestor.ingest_many([envelope_delivery("demo-3pl", "pick_completed", n, "2025-08-01T09:00:00Z", f"a{n}")
+                          for n in range(2)])
+    (never,) = reader_lags(engine)  # never ran: it stands at the start, everything is behind it
+    assert (never.reader, never.rows, never.read_at) == ("new_events_sensor", 2, None)
+    with dg.instance_for_test() as instance:
+        evaluate(defs, instance)
+        (caught_up,) = reader_lags(engine)
+        assert (caught_up.rows, caught_up.seconds) == (0, 0.0) and caught_up.read_at is not None
+
+        ingestor.ingest_many([envelope_delivery("demo-3pl", "pick_completed", n, "2025-08-01T10:00:00Z", f"b{n}")
+                              for n in range(3)])
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=2)
+        (behind,) = reader_lags(engine, later)
+        assert behind.rows == 3 and 119 < behind.seconds < 180
+
+        report = collect_status(WarehouseResource(database_url=warehouse_url), instance, ["demo-3pl"], "shown", later)
+        lag = report.as_dict()["sensor_cursor_lag"]
+        assert (lag["reader"], lag["lag_rows"]) == ("new_events_sensor", 3) and 119 < lag["lag_seconds"] < 180
+        assert report.sensor_lag_line.startswith("new_events_sensor cursor: 3 committed event(s) not read yet, "
+                                                 "the oldest waiting 1")
+    engine.dispose()
+
+
+def test_the_receiver_metrics_show_the_sensor_lag(sqlite_url, tmp_path):
+    from starlette.testclient import TestClient
+
+    from e2a_assets.webhooks.app import create_app
+    from e2a_tests.test_receiver import REGISTRY, prometheus_samples
+
+    engine = make_engine(sqlite_url)
+    Ingestor(engine).ingest_many([envelope_delivery("demo-3pl", "pick_completed", n, "2025-08-01T09:00:00Z", f"m{n}")
+                                  for n in range(4)])
+    with TestClient(create_app(engine, REGISTRY)) as client:
+        (lag,) = client.get("/metrics").json()["event_readers"]
+        assert (lag["reader"], lag["lag_rows"], lag["read_at"]) == ("new_events_sensor", 4, None)
+        series = prometheus_samples(client.get("/metrics?format=prometheus").text)
+        assert series[("e2a_event_reader_lag_rows", (("reader", "new_events_sensor"),))] == 4
+        assert series[("e2a_event_reader_lag_seconds", (("reader", "new_events_sensor"),))] >= 0
+        with dg.instance_for_test() as instance:
+            evaluate(build_definitions(settings_for(sqlite_url, tmp_path)), instance)
+        (lag,) = client.get("/metrics").json()["event_readers"]
+        assert (lag["lag_rows"], lag["lag_seconds"]) == (0, 0.0) and lag["read_at"] is not None
+    engine.dispose()

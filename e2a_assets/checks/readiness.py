@@ -18,10 +18,11 @@ from e2a_assets import compat
 from e2a_assets.domain import readiness as rules
 from e2a_assets.domain.events import DEAD_LETTER_PENDING
 from e2a_assets.resources import WarehouseResource
-from e2a_assets.warehouse.event_cursor import EventCursor, unread_condition
+from e2a_assets.warehouse.event_cursor import EventCursor
+from e2a_assets.warehouse.event_readers import NEW_EVENTS_SENSOR, unread
 from e2a_assets.warehouse.schema import dead_letters, event_log
 
-SENSOR_NAME = "new_events_sensor"
+SENSOR_NAME = NEW_EVENTS_SENSOR
 CHECKED_ASSET = dg.AssetKey("webhook_events")
 CHECKS = ("warehouse_reachable", "events_fresh", "dead_letter_backlog", "sensor_lag")
 _DESCRIPTIONS = {
@@ -62,13 +63,6 @@ def new_events_sensor_state(instance: dg.DagsterInstance) -> tuple[str, EventCur
     return rules.SENSOR_RUNNING, cursor, tick_at
 
 
-def unseen_events(conn, cursor: EventCursor) -> tuple[int, pd.Timestamp | None]:  # noqa: ANN001
-    """Committed events after the sensor's cursor: how many, and when the oldest was received."""
-    after = unread_condition(cursor, conn.dialect.name)
-    count, oldest = conn.execute(select(func.count(), func.min(event_log.c.received_at)).where(after)).one()
-    return int(count), _utc(oldest)
-
-
 def _utc(value) -> pd.Timestamp | None:  # noqa: ANN001
     if value is None:
         return None
@@ -95,7 +89,7 @@ def evaluate_readiness(
             pending = conn.execute(
                 select(func.count()).select_from(dead_letters).where(dead_letters.c.status == DEAD_LETTER_PENDING)
             ).scalar_one()
-            count, oldest = unseen_events(conn, cursor) if state == rules.SENSOR_RUNNING else (0, None)
+            count, oldest = unread(conn, cursor) if state == rules.SENSOR_RUNNING else (0, None)
     except Exception as exc:  # noqa: BLE001 - any failure to reach the warehouse is the verdict
         reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         return [rules.warehouse_verdict(reason)] + [rules.unmeasured(n, "the warehouse is unreachable") for n in CHECKS[1:]]

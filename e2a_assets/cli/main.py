@@ -261,6 +261,7 @@ def _print_status(report, registry) -> None:  # noqa: ANN001
     console.print(checks)
     if report.work is None:
         return
+    console.print(report.sensor_lag_line)
     table = Table(title="open work per tenant (as the last runs left it; invoices of this UTC month)",
                   title_justify="left")
     table.add_column("tenant")

@@ -88,6 +88,18 @@ class StatusReport:
     work: pd.DataFrame | None  # open_work(); None when the warehouse is unreachable
     alerts_24h: int | None
     newest_alert: str | None
+    # How far the new-events sensor's cursor is behind the event log, and the sensor's state.
+    sensor_lag: Any = None  # warehouse.event_readers.ReaderLag
+    sensor_state: str | None = None
+
+    @property
+    def sensor_lag_line(self) -> str | None:
+        if self.sensor_lag is None:
+            return None
+        lag = self.sensor_lag
+        when = "no position saved yet" if lag.read_at is None else f"position saved {lag.read_at:%Y-%m-%d %H:%M:%S} UTC"
+        return (f"new_events_sensor cursor: {lag.rows} committed event(s) not read yet, the oldest waiting "
+                f"{lag.seconds:.0f} s ({self.sensor_state}, {when})")
 
     @property
     def blocking(self) -> list[str]:
@@ -105,14 +117,17 @@ class StatusReport:
             "open_work": None if self.work is None else self.work.to_dict("records"),
             "alerts_24h": self.alerts_24h,
             "newest_alert": self.newest_alert,
+            "sensor_cursor_lag": None if self.sensor_lag is None
+            else {**self.sensor_lag.as_dict(), "sensor_state": self.sensor_state},
         }
 
 
 def collect_status(warehouse, instance, tenants: Iterable[str], shown_url: str,  # noqa: ANN001
                    now: dt.datetime | None = None) -> StatusReport:
     """Measure readiness now (default thresholds) and, when the warehouse answers, read the work."""
-    from e2a_assets.checks.readiness import evaluate_readiness
+    from e2a_assets.checks.readiness import evaluate_readiness, new_events_sensor_state
     from e2a_assets.domain.readiness import ReadinessThresholds
+    from e2a_assets.warehouse.event_readers import NEW_EVENTS_SENSOR, reader_lags
 
     now = now or dt.datetime.now(dt.timezone.utc)
     verdicts = evaluate_readiness(warehouse, instance, ReadinessThresholds(), now=pd.Timestamp(now))
@@ -120,4 +135,7 @@ def collect_status(warehouse, instance, tenants: Iterable[str], shown_url: str, 
         return StatusReport(shown_url, verdicts, None, None, None)
     engine = warehouse.get_engine()
     count, newest = recent_alerts(engine, now - dt.timedelta(hours=24))
-    return StatusReport(shown_url, verdicts, open_work(engine, now.date(), tenants), count, newest)
+    # Where the sensor saved its cursor after its last read, as the receiver's /metrics reports it.
+    behind = next(lag for lag in reader_lags(engine, now) if lag.reader == NEW_EVENTS_SENSOR)
+    state = new_events_sensor_state(instance)[0]
+    return StatusReport(shown_url, verdicts, open_work(engine, now.date(), tenants), count, newest, behind, state)

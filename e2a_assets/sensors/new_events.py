@@ -9,6 +9,7 @@ import pandas as pd
 from e2a_assets.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
 from e2a_assets.resources import AS_OF_TAG, WarehouseResource
 from e2a_assets.warehouse.event_cursor import EventCursor, is_ahead_of_log, read_after
+from e2a_assets.warehouse.event_readers import NEW_EVENTS_SENSOR, save_position
 from e2a_assets.intake.landing import cohort_days_of_orders
 
 PAGE_SIZE = 5000
@@ -87,6 +88,9 @@ def new_events_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseR
                 latest[row.day] = max(latest.get(row.day, 0), int(row.max_id))
             if len(page) < PAGE_SIZE:
                 break
+    with engine.begin() as conn:
+        # Where it stands, for `e2a status` and the receiver's /metrics (cursor lag).
+        save_position(conn, NEW_EVENTS_SENSOR, cursor, pd.Timestamp.now(tz="UTC").to_pydatetime())
     valid = set(daily_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
     as_of = pd.Timestamp.now(tz="UTC").floor("s").isoformat()
     epoch = f"/{cursor.epoch}" if cursor.epoch else ""

@@ -46,7 +46,9 @@ from e2a_assets.intake.ingestor import (
     Ingestor,
     describe_error,
 )
+from e2a_assets.warehouse import event_readers
 from e2a_assets.warehouse.engine import probe_write
+from e2a_assets.warehouse.event_readers import ReaderLag
 from e2a_assets.webhooks import prometheus
 from e2a_assets.webhooks.limits import ReceiverLimits
 from e2a_assets.webhooks.registry_reload import ReloadingRegistry, StaticRegistry
@@ -403,9 +405,20 @@ def create_app(
     async def scrape(request: Request) -> Response:
         """JSON by default; Prometheus text for a scraper (Accept: text/plain) or ?format=prometheus.
         Every worker's figures, added up (webhooks/prometheus.py)."""
+        lags = await reader_lags()
         if prometheus.wants_prometheus(request.headers.get("accept"), request.query_params.get("format")):
-            return Response(metrics.render(), media_type=prometheus.CONTENT_TYPE)
-        return JSONResponse(metrics.snapshot())
+            return Response(metrics.render(lags), media_type=prometheus.CONTENT_TYPE)
+        return JSONResponse(metrics.snapshot(lags))
+
+    async def reader_lags() -> list[ReaderLag]:
+        """The event-log readers' lag, or none when the warehouse does not answer in time (the
+        scrape still shows the receiver's own figures; /readyz tells about the warehouse)."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(None, event_readers.reader_lags, engine), ready_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - any failure: no lag figures in this scrape
+            log.warning("/metrics without the event readers' lag: %s", _describe(exc))
+            return []
 
     async def server_error(_request: Request, exc: Exception) -> JSONResponse:
         log.error("500: unhandled %s", type(exc).__name__)

@@ -9,7 +9,8 @@ With `e2a serve --workers N` every worker writes its values to files in a multip
 (`PROMETHEUS_MULTIPROC_DIR`, a fresh directory per run made by `webhooks/server.py`) and a scrape,
 whichever worker answers it, adds up all of them: counters and histograms summed over every worker
 that has run (so they survive a worker restart), `pending` summed over the live workers,
-`largest_batch` the largest of any. Without a directory (one process) each app keeps its own
+`largest_batch` the largest of any. The event-log readers' lag (warehouse/event_readers.py) is read
+from the warehouse at scrape time. Without a directory (one process) each app keeps its own
 registry, so several apps in one process (tests) do not share figures.
 """
 
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from e2a_assets.warehouse.event_readers import ReaderLag
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -39,16 +41,6 @@ def wants_prometheus(accept: str | None, fmt: str | None) -> bool:
         return fmt.lower() == "prometheus"
     accept = (accept or "").lower()
     return "openmetrics-text" in accept or accept.startswith("text/plain")
-
-
-@dataclass(frozen=True)
-class ReaderLag:
-    """How far one reader of the event log is behind its newest committed row (event_readers.py)."""
-
-    reader: str
-    rows: int  # committed rows the reader has not read yet
-    seconds: float  # how long the oldest of them has been waiting (0 when none)
-    read_at: float | None  # Unix seconds of the reader's last recorded position
 
 
 class _Lags:
@@ -177,6 +169,5 @@ class ReceiverMetrics:
             "registry_failed_reloads": int(one("e2a_tenant_registry_failed_reloads_total")),
             "uptime_s": round(time.time() - self.started, 3),
             "workers_multiprocess": bool(self.multiprocess_dir),
-            "event_readers": {lag.reader: {"lag_rows": lag.rows, "lag_seconds": round(lag.seconds, 3),
-                                           "read_at": lag.read_at} for lag in lags},
+            "event_readers": [lag.as_dict() for lag in lags],
         }

@@ -32,14 +32,20 @@ from e2a_assets.warehouse.schema.exceptions import (
     exception_priorities,
     exceptions,
 )
-from e2a_assets.warehouse.schema.landing import dead_letters, event_log, receiver_heartbeats, webhook_events
+from e2a_assets.warehouse.schema.landing import (
+    dead_letters,
+    event_log,
+    event_readers,
+    receiver_heartbeats,
+    webhook_events,
+)
 from e2a_assets.warehouse.schema.operations import alerts, operations_summary
 from e2a_assets.warehouse.schema.payments import payments
 from e2a_assets.warehouse.schema.orders import CLOCKS, completed_orders, order_sla, orders, sla_metrics
 
 __all__ = [
     "TS", "BigId", "metadata", "ISSUED", "ORDER_INVOICE", "MONTHLY_INVOICE",
-    "event_log", "dead_letters", "receiver_heartbeats", "webhook_events",
+    "event_log", "dead_letters", "receiver_heartbeats", "event_readers", "webhook_events",
     "orders", "order_sla", "sla_metrics", "completed_orders", "CLOCKS",
     "exceptions", "exception_priorities", "exception_actions", "exception_patterns", "exception_insights",
     "billable_orders", "invoices", "invoice_lines", "invoice_sequences", "invoice_adjustments",

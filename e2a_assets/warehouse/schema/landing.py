@@ -66,6 +66,16 @@ receiver_heartbeats = Table(
     Column("beat_at", TS, nullable=False),
 )
 
+# Where each reader of the event log (the new-events sensor) stands: its cursor, as it saved it
+# after its last read. `e2a status` and the receiver's /metrics measure the reader's lag from it.
+event_readers = Table(
+    "event_readers",
+    metadata,
+    Column("reader", String(64), primary_key=True),
+    Column("position", Text, nullable=False),  # the reader's EventCursor as JSON (warehouse/event_cursor.py)
+    Column("read_at", TS, nullable=False),
+)
+
 webhook_events = Table(
     "webhook_events",
     metadata,
